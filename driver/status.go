@@ -1,0 +1,78 @@
+package driver
+
+// Status is the observed state of a cluster: the JSON contract of
+// `ladder cluster status -o json`, and what the upgrade engine waits on.
+type Status struct {
+	Cluster string `json:"cluster"`
+	// Version is the release every replica runs, or "mixed".
+	Version string `json:"version"`
+	// SchemaVersion is the schema recorded in the store (0 if unknown).
+	SchemaVersion int             `json:"schema_version"`
+	Replicas      []ReplicaStatus `json:"replicas"`
+	Store         StoreStatus     `json:"store"`
+}
+
+// VersionMixed is Status.Version when replicas run different releases.
+const VersionMixed = "mixed"
+
+// ReplicaStatus is one replica as it reports itself (or fails to).
+type ReplicaStatus struct {
+	ID      string `json:"id"`
+	Version string `json:"version"`
+	// Healthy: the replica answered /health with success.
+	Healthy bool `json:"healthy"`
+	// UI: the web UI page answered.
+	UI  bool   `json:"ui"`
+	URL string `json:"url"`
+	// Leader: this replica's store member is the raft leader.
+	Leader bool `json:"leader"`
+	// Voter: the member is a voting member (not a learner).
+	Voter        bool   `json:"voter"`
+	MemberID     string `json:"member_id,omitempty"`
+	AppliedIndex uint64 `json:"applied_index"`
+	PID          int    `json:"pid,omitempty"`
+	// Error says why the replica could not be asked, if it could not.
+	Error string `json:"error,omitempty"`
+}
+
+// StoreStatus is the replicated store as a whole.
+type StoreStatus struct {
+	// Settled: every replica is up, a voter, and has applied the latest
+	// revision of every table.
+	Settled bool          `json:"settled"`
+	Tables  []TableStatus `json:"tables"`
+}
+
+// TableStatus is the readiness of one table on every replica.
+type TableStatus struct {
+	DB   string `json:"db"`
+	Name string `json:"name"`
+	// Revision is the latest committed revision of the table.
+	Revision int64 `json:"revision"`
+	// Applied maps replica id to the table revision that replica has
+	// applied; a replica that could not be asked is absent.
+	Applied map[string]int64 `json:"applied,omitempty"`
+	Ready   bool             `json:"ready"`
+	// Lagging lists the ids of replicas on which the table is not ready.
+	Lagging []string `json:"lagging"`
+}
+
+// Replica returns the status of replica id.
+func (s Status) Replica(id string) (ReplicaStatus, bool) {
+	for _, r := range s.Replicas {
+		if r.ID == id {
+			return r, true
+		}
+	}
+	return ReplicaStatus{}, false
+}
+
+// Leader returns the id of the replica whose member leads, or "".
+func (s Status) Leader() string {
+	for _, r := range s.Replicas {
+		if r.Leader {
+			return r.ID
+		}
+	}
+	return ""
+}
