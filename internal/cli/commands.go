@@ -1,0 +1,10 @@
+package cli
+
+import "github.com/spf13/cobra"
+
+// commands lists ladder's top-level commands.
+func commands(e *env) []*cobra.Command {
+	return []*cobra.Command{
+		newVersionCmd(e),
+	}
+}

@@ -1,0 +1,100 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// Version is the ladder build's version, stamped at link time with
+// -ldflags "-X github.com/ladder-dev/ladder/internal/cli.Version=…".
+var Version = "0.1.0-dev"
+
+// env is what every command gets: streams and the context.
+type env struct {
+	ctx    context.Context
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+}
+
+// Run executes the ladder command line and returns the exit code.
+func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	e := &env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr}
+	root := newRootCmd(e)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	code := exitCode(err)
+	var ee *exitError
+	if !(errors.As(err, &ee) && ee.quiet) {
+		fmt.Fprintf(stderr, "ladder: %v\n", err)
+		if code == ExitUsage && !strings.Contains(err.Error(), "--help") {
+			fmt.Fprintf(stderr, "Run 'ladder %s --help' for usage.\n", commandPath(root, args))
+		}
+	}
+	return code
+}
+
+// commandPath names the subcommand args select, for the usage hint.
+func commandPath(root *cobra.Command, args []string) string {
+	c, _, err := root.Find(args)
+	if err != nil || c == root {
+		return ""
+	}
+	return strings.TrimPrefix(c.CommandPath(), root.Name()+" ")
+}
+
+func newRootCmd(e *env) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "ladder",
+		Short: "Plan and perform safe, step-by-step upgrades of replicated services",
+		Long: `ladder upgrades a replicated service one supported hop at a time.
+
+It says before anything changes whether an upgrade is supported, why, and
+the exact chain of hops; then upgrades a live cluster hop by hop, one
+replica at a time, with health gates, waits on the replicated store that
+notice a stuck replica in seconds, data migrations, backups, and automatic
+repair within a budget. An upgrade that stops resumes where it stopped.
+
+Version rules (SemVer): patch versions may be skipped; minor versions go
+one at a time; major versions go one at a time and land on the earliest
+minor of the next major; never down.
+
+Exit codes:
+  0    done (for check: supported)
+  1    failed; a failed upgrade resumes when run again
+  2    usage or invalid input
+  3    refused by policy
+  4    locked by another upgrade
+  130  interrupted`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       Version,
+	}
+	root.SetOut(e.stdout)
+	root.SetErr(e.stderr)
+	root.SetIn(e.stdin)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return &exitError{code: ExitUsage, err: err}
+	})
+	root.AddCommand(commands(e)...)
+	return root
+}
+
+// exactArgs is cobra.ExactArgs with a usage exit code and a message that
+// names what is missing.
+func exactArgs(names ...string) cobra.PositionalArgs {
+	return func(c *cobra.Command, args []string) error {
+		if len(args) != len(names) {
+			return usageErr("%s takes %d arguments (%s), got %d", c.CommandPath(), len(names), strings.Join(names, " "), len(args))
+		}
+		return nil
+	}
+}
