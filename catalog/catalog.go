@@ -27,6 +27,20 @@ type Catalog struct {
 	byMinor map[uint64]map[uint64][]*semver.Version
 	// minors maps major → the minors that have at least one GA release, ascending.
 	minors map[uint64][]uint64
+	// schemas maps major.minor → the schema its releases record.
+	schemas map[[2]uint64]int
+	// index maps a version's precedence key to its position in releases.
+	index map[versionKey]int
+}
+
+// versionKey identifies a version up to precedence (build metadata ignored).
+type versionKey struct {
+	major, minor, patch uint64
+	pre                 string
+}
+
+func keyOf(v *semver.Version) versionKey {
+	return versionKey{v.Major(), v.Minor(), v.Patch(), v.Prerelease()}
 }
 
 // New builds a catalog from releases in any order. Duplicates (equal
@@ -51,9 +65,15 @@ func New(source string, releases []Release) (*Catalog, error) {
 		releases: rs,
 		byMinor:  map[uint64]map[uint64][]*semver.Version{},
 		minors:   map[uint64][]uint64{},
+		schemas:  map[[2]uint64]int{},
+		index:    make(map[versionKey]int, len(rs)),
 	}
-	for _, r := range rs {
+	for i, r := range rs {
 		v := r.Version
+		c.index[keyOf(v)] = i
+		if key := [2]uint64{v.Major(), v.Minor()}; r.Schema != 0 && c.schemas[key] == 0 {
+			c.schemas[key] = r.Schema
+		}
 		if v.Prerelease() != "" {
 			continue
 		}
@@ -103,9 +123,7 @@ func (c *Catalog) Len() int { return len(c.releases) }
 
 // Find returns the release with v's precedence.
 func (c *Catalog) Find(v *semver.Version) (Release, bool) {
-	i, ok := slices.BinarySearchFunc(c.releases, v, func(r Release, t *semver.Version) int {
-		return r.Version.Compare(t)
-	})
+	i, ok := c.index[keyOf(v)]
 	if !ok {
 		return Release{}, false
 	}
@@ -171,12 +189,8 @@ func (c *Catalog) SchemaOf(v *semver.Version) (int, bool) {
 	if r, ok := c.Find(v); ok && r.Schema != 0 {
 		return r.Schema, true
 	}
-	for _, r := range c.releases {
-		if r.Version.Major() == v.Major() && r.Version.Minor() == v.Minor() && r.Schema != 0 {
-			return r.Schema, true
-		}
-	}
-	return 0, false
+	s, ok := c.schemas[[2]uint64{v.Major(), v.Minor()}]
+	return s, ok
 }
 
 // EarliestMinorFunc adapts the catalog to policy.Options.EarliestMinor.

@@ -34,7 +34,9 @@ func (e *fileEntry) UnmarshalJSON(b []byte) error {
 		return json.Unmarshal(b, &e.Version)
 	}
 	type plain fileEntry
-	return json.Unmarshal(b, (*plain)(e))
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	return dec.Decode((*plain)(e))
 }
 
 type fileDoc struct {

@@ -5,6 +5,9 @@ import "github.com/spf13/cobra"
 // commands lists ladder's top-level commands.
 func commands(e *env) []*cobra.Command {
 	return []*cobra.Command{
+		newCheckCmd(e),
+		newPlanCmd(e),
+		newCatalogCmd(e),
 		newVersionCmd(e),
 	}
 }

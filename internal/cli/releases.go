@@ -1,0 +1,68 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/Masterminds/semver/v3"
+	"github.com/spf13/cobra"
+
+	"github.com/ladder-dev/ladder/catalog"
+	"github.com/ladder-dev/ladder/policy"
+)
+
+// releaseFlags are the flags shared by commands that reason about versions.
+type releaseFlags struct {
+	catalogFile     string
+	allowPrerelease bool
+}
+
+func (f *releaseFlags) register(c *cobra.Command, prerelease bool) {
+	c.Flags().StringVar(&f.catalogFile, "catalog", "", "release catalog file (YAML or JSON with a `releases:` list); default: the built-in catalog")
+	_ = c.MarkFlagFilename("catalog", "yaml", "yml", "json")
+	if prerelease {
+		c.Flags().BoolVar(&f.allowPrerelease, "allow-prerelease", false, "allow a pre-release as the target")
+	}
+}
+
+// load returns the catalog the flags name.
+func (f *releaseFlags) load() (*catalog.Catalog, error) {
+	if f.catalogFile == "" {
+		return catalog.Builtin(), nil
+	}
+	c, err := catalog.Load(f.catalogFile)
+	if err != nil {
+		return nil, withCode(ExitUsage, err)
+	}
+	return c, nil
+}
+
+// parseVersion parses a version argument; a bad one is a usage error.
+func parseVersion(what, s string) (*semver.Version, error) {
+	v, err := policy.Parse(s)
+	if err != nil {
+		if errors.Is(err, policy.ErrInvalidVersion) {
+			return nil, usageErr("%s: %w", what, err)
+		}
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return v, nil
+}
+
+// completeVersions offers the catalog's releases for positional arguments.
+func completeVersions(f *releaseFlags, max int) cobra.CompletionFunc {
+	return func(c *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+		if len(args) >= max {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		cat, err := f.load()
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveError
+		}
+		var out []string
+		for _, r := range cat.Releases() {
+			out = append(out, r.Version.String())
+		}
+		return out, cobra.ShellCompDirectiveNoFileComp
+	}
+}
