@@ -1,0 +1,313 @@
+package oci
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// Default limits used when Options leaves them zero.
+const (
+	DefaultMaxManifestBytes int64 = 4 << 20  // the spec asks registries to take at least 4 MiB
+	DefaultMaxBlobBytes     int64 = 10 << 30 // 10 GiB
+	defaultPageSize               = 1000     // tags/list and _catalog without n
+)
+
+// Options configures NewHandler.
+type Options struct {
+	// Meta holds repositories, manifests, tags and blob links. Required.
+	Meta Metadata
+	// BlobDir is the content-addressed blob folder, shared by every replica:
+	// blobs at <BlobDir>/<algorithm>/<first two hex>/<hex>, uploads in
+	// progress at <BlobDir>/uploads/<id>. Required.
+	BlobDir string
+	// CheckAdmin reports whether basic-auth credentials may push and delete.
+	// Nil refuses every push and delete. Pulls are anonymous.
+	CheckAdmin func(user, pass string) bool
+	// MaxManifestBytes bounds a manifest body (default DefaultMaxManifestBytes).
+	MaxManifestBytes int64
+	// MaxBlobBytes bounds a blob (default DefaultMaxBlobBytes).
+	MaxBlobBytes int64
+	// Logger receives one debug record per request and warnings for server
+	// errors. Nil discards.
+	Logger *slog.Logger
+	// OnEvent, if set, is called synchronously after each successful push,
+	// mount or delete. It must not block.
+	OnEvent func(Event)
+}
+
+// Event describes a successful change made through the handler.
+type Event struct {
+	Action string // "push", "mount" or "delete"
+	Kind   string // "blob", "manifest" or "tag"
+	Repo   string
+	Digest string // "" for a tag delete
+	Tag    string // "" unless a tag was pushed or deleted
+	Size   int64
+}
+
+type handler struct {
+	meta        Metadata
+	blobs       *blobStore
+	checkAdmin  func(user, pass string) bool
+	maxManifest int64
+	maxBlob     int64
+	log         *slog.Logger
+	onEvent     func(Event)
+}
+
+// NewHandler returns the OCI distribution API. Mount it at "/v2/" without
+// stripping the prefix: it routes on the full request path.
+func NewHandler(opts Options) http.Handler {
+	h := &handler{
+		meta:        opts.Meta,
+		blobs:       &blobStore{dir: opts.BlobDir},
+		checkAdmin:  opts.CheckAdmin,
+		maxManifest: opts.MaxManifestBytes,
+		maxBlob:     opts.MaxBlobBytes,
+		log:         opts.Logger,
+		onEvent:     opts.OnEvent,
+	}
+	if h.maxManifest <= 0 {
+		h.maxManifest = DefaultMaxManifestBytes
+	}
+	if h.maxBlob <= 0 {
+		h.maxBlob = DefaultMaxBlobBytes
+	}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	return h
+}
+
+// statusWriter remembers the status code for the request log.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// ReadFrom keeps io.Copy's sendfile path for blob downloads.
+func (w *statusWriter) ReadFrom(r io.Reader) (int64, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := io.Copy(w.ResponseWriter, r)
+	w.bytes += n
+	return n, err
+}
+
+func (h *handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	w := &statusWriter{ResponseWriter: rw}
+	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+	h.route(w, r)
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	h.log.LogAttrs(r.Context(), slog.LevelDebug, "oci request",
+		slog.String("method", r.Method), slog.String("path", r.URL.Path),
+		slog.Int("status", w.status), slog.Int64("bytes", w.bytes),
+		slog.Duration("elapsed", time.Since(start)))
+}
+
+// route dispatches on the path, read from its end: repository names may
+// hold slashes, and no reference or digest does.
+func (h *handler) route(w http.ResponseWriter, r *http.Request) {
+	p := r.URL.Path
+	if p == "/v2" || p == "/v2/" {
+		h.ping(w, r)
+		return
+	}
+	if p == "/v2/_catalog" {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			writeError(w, r, errUnsupported)
+			return
+		}
+		h.catalog(w, r)
+		return
+	}
+	rest, ok := strings.CutPrefix(p, "/v2/")
+	if !ok {
+		writeError(w, r, errNotFoundRoute)
+		return
+	}
+	segs := strings.Split(rest, "/")
+	n := len(segs)
+	var name, kind, ref string
+	switch {
+	case n >= 3 && segs[n-2] == "tags" && segs[n-1] == "list":
+		name, kind = strings.Join(segs[:n-2], "/"), "tags"
+	case n >= 3 && segs[n-2] == "manifests":
+		name, kind, ref = strings.Join(segs[:n-2], "/"), "manifests", segs[n-1]
+	case n >= 3 && segs[n-2] == "referrers":
+		name, kind, ref = strings.Join(segs[:n-2], "/"), "referrers", segs[n-1]
+	case n >= 4 && segs[n-3] == "blobs" && segs[n-2] == "uploads":
+		name, kind, ref = strings.Join(segs[:n-3], "/"), "upload", segs[n-1]
+	case n >= 3 && segs[n-2] == "blobs" && segs[n-1] == "uploads":
+		name, kind = strings.Join(segs[:n-2], "/"), "upload"
+	case n >= 3 && segs[n-2] == "blobs":
+		name, kind, ref = strings.Join(segs[:n-2], "/"), "blobs", segs[n-1]
+	default:
+		writeError(w, r, errNotFoundRoute)
+		return
+	}
+	if !validName(name) {
+		writeError(w, r, errNameInvalid.with(map[string]string{"name": name}))
+		return
+	}
+	method := r.Method
+	switch kind {
+	case "tags":
+		if method != http.MethodGet && method != http.MethodHead {
+			writeError(w, r, errUnsupported)
+			return
+		}
+		h.tagsList(w, r, name)
+	case "referrers":
+		if method != http.MethodGet && method != http.MethodHead {
+			writeError(w, r, errUnsupported)
+			return
+		}
+		h.referrers(w, r, name, ref)
+	case "manifests":
+		switch method {
+		case http.MethodGet, http.MethodHead:
+			h.getManifest(w, r, name, ref)
+		case http.MethodPut:
+			h.admin(w, r, func() { h.putManifest(w, r, name, ref) })
+		case http.MethodDelete:
+			h.admin(w, r, func() { h.deleteManifest(w, r, name, ref) })
+		default:
+			writeError(w, r, errUnsupported)
+		}
+	case "blobs":
+		switch method {
+		case http.MethodGet, http.MethodHead:
+			h.getBlob(w, r, name, ref)
+		case http.MethodDelete:
+			h.admin(w, r, func() { h.deleteBlob(w, r, name, ref) })
+		default:
+			writeError(w, r, errUnsupported)
+		}
+	case "upload":
+		if ref == "" {
+			if method != http.MethodPost {
+				writeError(w, r, errUnsupported)
+				return
+			}
+			h.admin(w, r, func() { h.startUpload(w, r, name) })
+			return
+		}
+		switch method {
+		case http.MethodGet:
+			h.admin(w, r, func() { h.uploadStatus(w, r, name, ref) })
+		case http.MethodPatch:
+			h.admin(w, r, func() { h.patchUpload(w, r, name, ref) })
+		case http.MethodPut:
+			h.admin(w, r, func() { h.putUpload(w, r, name, ref) })
+		case http.MethodDelete:
+			h.admin(w, r, func() { h.cancelUpload(w, r, name, ref) })
+		default:
+			writeError(w, r, errUnsupported)
+		}
+	}
+}
+
+// ping answers GET /v2/: anonymous callers are welcome; callers presenting
+// credentials that do not check out are told so.
+func (h *handler) ping(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		writeError(w, r, errUnsupported)
+		return
+	}
+	if r.Header.Get("Authorization") != "" && !h.authorized(r) {
+		writeError(w, r, errUnauthorized)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", "2")
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodGet {
+		_, _ = io.WriteString(w, "{}")
+	}
+}
+
+func (h *handler) authorized(r *http.Request) bool {
+	user, pass, ok := r.BasicAuth()
+	return ok && h.checkAdmin != nil && h.checkAdmin(user, pass)
+}
+
+// admin runs f only for callers CheckAdmin accepts.
+func (h *handler) admin(w http.ResponseWriter, r *http.Request, f func()) {
+	if !h.authorized(r) {
+		writeError(w, r, errUnauthorized)
+		return
+	}
+	f()
+}
+
+// fail answers err: an *apiError as is, anything else as a logged 500.
+func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		writeError(w, r, ae)
+		return
+	}
+	if errors.Is(err, context.Canceled) {
+		return
+	}
+	h.log.LogAttrs(r.Context(), slog.LevelWarn, "oci request failed",
+		slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("error", err.Error()))
+	writeError(w, r, errInternal)
+}
+
+func (h *handler) emit(e Event) {
+	if h.onEvent != nil {
+		h.onEvent(e)
+	}
+}
+
+// blobStore is the content-addressed blob folder.
+type blobStore struct{ dir string }
+
+func (s *blobStore) path(d v1.Hash) string {
+	return filepath.Join(s.dir, d.Algorithm, d.Hex[:2], d.Hex)
+}
+
+func (s *blobStore) uploadDir(id string) string {
+	return filepath.Join(s.dir, "uploads", id)
+}
+
+// stat returns the blob's size, or an error wrapping os.ErrNotExist.
+func (s *blobStore) stat(d v1.Hash) (int64, error) {
+	fi, err := os.Stat(s.path(d))
+	if err != nil {
+		return 0, err
+	}
+	return fi.Size(), nil
+}
