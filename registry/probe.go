@@ -1,0 +1,268 @@
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ladder-dev/ladder/driver"
+)
+
+// probeTimeout bounds each request Probe makes.
+const probeTimeout = 2 * time.Second
+
+// probeResult is what one replica answered.
+type probeResult struct {
+	status   *StatusReport
+	healthy  bool
+	ui       bool
+	errs     []string
+	reported bool
+}
+
+// Probe asks every replica for /api/v1/status, /health and the UI page, all
+// at once with short timeouts, and computes the cluster's status: the
+// common release (or "mixed"), the stored schema, each replica's health and
+// membership, and each table's readiness. A table is ready when every
+// replica answered, is a voter, and has applied the table's latest
+// committed revision; the store is settled when every replica is healthy,
+// a voter, and every table is ready.
+func Probe(ctx context.Context, cluster string, replicas []driver.Replica, hc *http.Client) driver.Status {
+	if hc == nil {
+		hc = &http.Client{Timeout: probeTimeout}
+	}
+	results := make([]probeResult, len(replicas))
+	var wg sync.WaitGroup
+	for i, rep := range replicas {
+		res := &results[i]
+		var mu sync.Mutex
+		base := strings.TrimRight(rep.URL, "/")
+		wg.Add(3)
+		go func() {
+			defer wg.Done()
+			var st StatusReport
+			_, err := getJSON(ctx, hc, base+"/api/v1/status", &st)
+			mu.Lock()
+			defer mu.Unlock()
+			if st.ID != "" {
+				res.status = &st
+			}
+			if err != nil {
+				res.errs = append(res.errs, "status: "+err.Error())
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			var h map[string]string
+			code, err := getJSON(ctx, hc, base+"/health", &h)
+			mu.Lock()
+			defer mu.Unlock()
+			res.healthy = err == nil && code == http.StatusOK
+			if err != nil {
+				res.errs = append(res.errs, "health: "+err.Error())
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			ok, err := checkUI(ctx, hc, base+"/")
+			mu.Lock()
+			defer mu.Unlock()
+			res.ui = ok
+			if err != nil {
+				res.errs = append(res.errs, "ui: "+err.Error())
+			}
+		}()
+	}
+	wg.Wait()
+	return summarize(cluster, replicas, results)
+}
+
+// summarize turns the replicas' answers into a driver.Status.
+func summarize(cluster string, replicas []driver.Replica, results []probeResult) driver.Status {
+	st := driver.Status{Cluster: cluster, Replicas: []driver.ReplicaStatus{}}
+	versions := map[string]bool{}
+	type tableAcc struct {
+		rev     int64
+		applied map[string]int64
+	}
+	tables := map[string]*tableAcc{}
+	var order []string
+	for i, rep := range replicas {
+		res := results[i]
+		rs := driver.ReplicaStatus{ID: rep.ID, Version: rep.Version, URL: rep.URL, PID: rep.PID,
+			Healthy: res.healthy, UI: res.ui}
+		if s := res.status; s != nil {
+			rs.Version = s.Release
+			rs.Leader = s.IsLeader
+			rs.Voter = s.Voter
+			rs.MemberID = s.MemberID
+			rs.AppliedIndex = s.AppliedIndex
+			st.SchemaVersion = max(st.SchemaVersion, s.SchemaVersion)
+			if s.Error != "" && !res.healthy {
+				res.errs = append(res.errs, s.Error)
+			}
+			for _, t := range s.Tables {
+				k := t.DB + "/" + t.Name
+				acc := tables[k]
+				if acc == nil {
+					acc = &tableAcc{applied: map[string]int64{}}
+					tables[k] = acc
+					order = append(order, k)
+				}
+				acc.rev = max(acc.rev, t.Revision, t.LocalRevision)
+				acc.applied[rep.ID] = t.LocalRevision
+			}
+		}
+		if len(res.errs) > 0 && !(res.healthy && res.ui && res.status != nil) {
+			rs.Error = strings.Join(res.errs, "; ")
+		}
+		versions[rs.Version] = true
+		st.Replicas = append(st.Replicas, rs)
+	}
+	switch len(versions) {
+	case 0:
+	case 1:
+		for v := range versions {
+			st.Version = v
+		}
+	default:
+		st.Version = driver.VersionMixed
+	}
+	settled := len(replicas) > 0
+	for _, rs := range st.Replicas {
+		if !rs.Healthy || !rs.Voter {
+			settled = false
+		}
+	}
+	for _, k := range order {
+		acc := tables[k]
+		db, name, _ := strings.Cut(k, "/")
+		ts := driver.TableStatus{DB: db, Name: name, Revision: acc.rev, Applied: acc.applied, Lagging: []string{}}
+		for i, rs := range st.Replicas {
+			applied, answered := acc.applied[rs.ID]
+			if !answered || results[i].status == nil || !rs.Voter || applied < acc.rev {
+				ts.Lagging = append(ts.Lagging, rs.ID)
+			}
+		}
+		slices.Sort(ts.Lagging)
+		ts.Ready = len(ts.Lagging) == 0
+		if !ts.Ready {
+			settled = false
+		}
+		st.Store.Tables = append(st.Store.Tables, ts)
+	}
+	if len(order) == 0 {
+		settled = false
+	}
+	st.Store.Settled = settled
+	return st
+}
+
+// getJSON GETs url into v and returns the status code. A status other than
+// 200 is an error, but v is still decoded when the body is JSON.
+func getJSON(ctx context.Context, hc *http.Client, url string, v any) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return resp.StatusCode, err
+	}
+	derr := json.Unmarshal(body, v)
+	if resp.StatusCode != http.StatusOK {
+		return resp.StatusCode, fmt.Errorf("%s answered %s", url, resp.Status)
+	}
+	if derr != nil {
+		return resp.StatusCode, fmt.Errorf("decode %s: %w", url, derr)
+	}
+	return resp.StatusCode, nil
+}
+
+// checkUI reports whether url answers 200 with an HTML page.
+func checkUI(ctx context.Context, hc *http.Client, url string) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return false, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return false, err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusOK {
+		return false, fmt.Errorf("%s answered %s", url, resp.Status)
+	}
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/html") {
+		return false, fmt.Errorf("%s answered %q, not a page", url, ct)
+	}
+	return true, nil
+}
+
+// FetchBackup streams a consistent snapshot of the store from the replica
+// at replicaURL into w, authenticating as admin.
+func FetchBackup(ctx context.Context, hc *http.Client, replicaURL, adminPassword string, w io.Writer) error {
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	url := strings.TrimRight(replicaURL, "/") + "/api/v1/backup"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return fmt.Errorf("fetch backup: %w", err)
+	}
+	req.SetBasicAuth("admin", adminPassword)
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("fetch backup: %w", err)
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusUnauthorized:
+		return fmt.Errorf("fetch backup from %s: %w: check the admin password", replicaURL, ErrUnauthorized)
+	default:
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("fetch backup from %s: %s: %s", replicaURL, resp.Status, strings.TrimSpace(string(msg)))
+	}
+	n, err := io.Copy(w, resp.Body)
+	if err != nil {
+		return fmt.Errorf("fetch backup from %s: after %d bytes: %w", replicaURL, n, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("fetch backup from %s: empty snapshot", replicaURL)
+	}
+	return nil
+}
+
+// Stats asks the replica at replicaURL for the row count of every table.
+// The map has one entry per table and "schema_version".
+func Stats(ctx context.Context, hc *http.Client, replicaURL string) (map[string]int, error) {
+	if hc == nil {
+		hc = &http.Client{Timeout: 10 * time.Second}
+	}
+	var rep StatsReport
+	if _, err := getJSON(ctx, hc, strings.TrimRight(replicaURL, "/")+"/api/v1/stats", &rep); err != nil {
+		return nil, fmt.Errorf("read stats: %w", err)
+	}
+	out := map[string]int{"schema_version": rep.SchemaVersion}
+	for k, v := range rep.Tables {
+		out[k] = v
+	}
+	return out, nil
+}

@@ -1,0 +1,434 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// Config describes one replica. The CLI's `ladder registry serve` flags map
+// onto it one to one.
+type Config struct {
+	ID      string // replica identity and etcd member name
+	Cluster string // cluster name, the etcd initial-cluster token
+	Release string // release the replica runs as (catalog.Builtin())
+	DataDir string // the replica's own folder; etcd data in DataDir/store
+	BlobDir string // blob folder shared by every replica
+
+	Listen       string // HTTP host:port (port 0 picks one)
+	PeerListen   string // etcd peer host:port
+	ClientListen string // etcd client host:port
+	// AdvertiseHost is the host name given to peers and clients; default:
+	// the host of each listen address (or the machine's host name when
+	// that is a wildcard).
+	AdvertiseHost string
+	// InitialCluster lists every member as id=peerURL,...; default: this
+	// replica alone. Ignored by etcd when DataDir already holds data.
+	InitialCluster string
+	// AdminPassword guards /api/v1/backup and OCI pushes (user "admin").
+	// Empty refuses both.
+	AdminPassword string
+
+	Logger *slog.Logger
+	// EtcdLogLevel is the lowest etcd log level passed on to Logger
+	// (default zapcore.ErrorLevel).
+	EtcdLogLevel *zapcore.Level
+	// TickMs and ElectionMs tune raft (default 100 and 1000).
+	TickMs, ElectionMs uint
+	// UnsafeNoFsync turns fsync off (tests only).
+	UnsafeNoFsync bool
+	// HTTPClient asks the peers for /api/v1/cluster (default: 2 s timeout).
+	HTTPClient *http.Client
+}
+
+// Replica is a running replica. Start returns it serving HTTP (with /health
+// answering 503) while its member joins the cluster; Ready is closed once
+// it serves the store.
+type Replica struct {
+	cfg     Config
+	known   int
+	log     *slog.Logger
+	etcd    *embed.Etcd
+	httpSrv *http.Server
+	hc      *http.Client
+
+	httpURL, clientURL, peerURL string
+	localClientURL              string
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	cli   atomic.Pointer[clientv3.Client]
+	store atomic.Pointer[Store]
+	oci   atomic.Pointer[http.Handler]
+
+	ready     chan struct{}
+	failed    chan struct{}
+	failOnce  sync.Once
+	failErr   error
+	closeOnce sync.Once
+	closeErr  error
+	muted     atomic.Bool
+}
+
+// Serve runs a replica until ctx ends or the replica fails, then shuts it
+// down gracefully. It returns the failure, or nil after a clean stop.
+func Serve(ctx context.Context, cfg Config) error {
+	r, err := Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+	case <-r.Failed():
+	}
+	cerr := r.Close()
+	if err := r.Err(); err != nil {
+		return err
+	}
+	return cerr
+}
+
+// Start starts a replica: it binds the HTTP, peer and client addresses
+// (failing at once if one is taken), starts the etcd member and the HTTP
+// server, and joins the store in the background. ctx bounds nothing after
+// Start returns; use Close.
+func Start(ctx context.Context, cfg Config) (*Replica, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if cfg.Release == "" {
+		cfg.Release = StampedRelease
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	known, err := SchemaOf(cfg.Release)
+	if err != nil {
+		return nil, fmt.Errorf("start replica %s: %w", cfg.ID, err)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("replica", cfg.ID)
+	r := &Replica{cfg: cfg, known: known, log: log, ready: make(chan struct{}), failed: make(chan struct{})}
+	r.hc = cfg.HTTPClient
+	if r.hc == nil {
+		r.hc = &http.Client{Timeout: 2 * time.Second}
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("start replica %s: %w", cfg.ID, err)
+	}
+	if err := os.MkdirAll(cfg.BlobDir, 0o755); err != nil {
+		return nil, fmt.Errorf("start replica %s: %w", cfg.ID, err)
+	}
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("start replica %s: listen on %s: %w", cfg.ID, cfg.Listen, err)
+	}
+	r.httpURL = "http://" + advertise(cfg.AdvertiseHost, ln.Addr().String())
+	r.peerURL = "http://" + advertise(cfg.AdvertiseHost, cfg.PeerListen)
+	r.clientURL = "http://" + advertise(cfg.AdvertiseHost, cfg.ClientListen)
+	r.localClientURL = "http://" + dialable(cfg.ClientListen)
+
+	ecfg, err := r.etcdConfig()
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("start replica %s: %w", cfg.ID, err)
+	}
+	e, err := embed.StartEtcd(ecfg)
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("start replica %s: start store member: %w", cfg.ID, err)
+	}
+	r.etcd = e
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	r.httpSrv = &http.Server{Handler: r.routes(), ReadHeaderTimeout: 10 * time.Second}
+	r.wg.Add(2)
+	go func() {
+		defer r.wg.Done()
+		if err := r.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			r.fail(fmt.Errorf("serve http: %w", err))
+		}
+	}()
+	go func() {
+		defer r.wg.Done()
+		r.bootstrap()
+	}()
+	log.Info("replica starting", "release", cfg.Release, "schema_known", known, "http", r.httpURL,
+		"client", r.clientURL, "peer", r.peerURL)
+	return r, nil
+}
+
+func (c *Config) validate() error {
+	var missing []string
+	for _, f := range []struct{ name, v string }{
+		{"id", c.ID}, {"cluster", c.Cluster}, {"release", c.Release}, {"data", c.DataDir},
+		{"blobs", c.BlobDir}, {"listen", c.Listen}, {"peer-listen", c.PeerListen}, {"client-listen", c.ClientListen},
+	} {
+		if f.v == "" {
+			missing = append(missing, f.name)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("start replica: %w: missing %s", ErrInvalid, strings.Join(missing, ", "))
+	}
+	for _, a := range []string{c.Listen, c.PeerListen, c.ClientListen} {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return fmt.Errorf("start replica %s: %w: address %q: want host:port", c.ID, ErrInvalid, a)
+		}
+	}
+	return nil
+}
+
+// advertise is addr with its host replaced by host (if set), or by the
+// machine's name when addr's host is a wildcard.
+func advertise(host, addr string) string {
+	h, port, _ := net.SplitHostPort(addr)
+	if host == "" {
+		host = h
+		if host == "" || host == "0.0.0.0" || host == "::" {
+			host, _ = os.Hostname()
+		}
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// dialable is a local address to reach a listener bound to addr.
+func dialable(addr string) string {
+	h, port, _ := net.SplitHostPort(addr)
+	if h == "" || h == "0.0.0.0" || h == "::" {
+		h = "127.0.0.1"
+	}
+	return net.JoinHostPort(h, port)
+}
+
+func (r *Replica) etcdConfig() (*embed.Config, error) {
+	cfg := r.cfg
+	ec := embed.NewConfig()
+	ec.Name = cfg.ID
+	ec.Dir = filepath.Join(cfg.DataDir, "store")
+	parse := func(s string) (url.URL, error) {
+		u, err := url.Parse(s)
+		if err != nil {
+			return url.URL{}, fmt.Errorf("%w: url %q: %v", ErrInvalid, s, err)
+		}
+		return *u, nil
+	}
+	lp, err := parse("http://" + cfg.PeerListen)
+	if err != nil {
+		return nil, err
+	}
+	lc, err := parse("http://" + cfg.ClientListen)
+	if err != nil {
+		return nil, err
+	}
+	ap, err := parse(r.peerURL)
+	if err != nil {
+		return nil, err
+	}
+	ac, err := parse(r.clientURL)
+	if err != nil {
+		return nil, err
+	}
+	ec.ListenPeerUrls, ec.ListenClientUrls = []url.URL{lp}, []url.URL{lc}
+	ec.AdvertisePeerUrls, ec.AdvertiseClientUrls = []url.URL{ap}, []url.URL{ac}
+	ec.InitialCluster = cfg.InitialCluster
+	if ec.InitialCluster == "" {
+		ec.InitialCluster = cfg.ID + "=" + r.peerURL
+	}
+	ec.InitialClusterToken = cfg.Cluster
+	ec.ClusterState = embed.ClusterStateFlagNew
+	ec.TickMs, ec.ElectionMs = 100, 1000
+	if cfg.TickMs > 0 {
+		ec.TickMs = cfg.TickMs
+	}
+	if cfg.ElectionMs > 0 {
+		ec.ElectionMs = cfg.ElectionMs
+	}
+	// Migration batches put and delete many rows in one transaction.
+	ec.MaxTxnOps = 16384
+	ec.MaxRequestBytes = 16 << 20
+	ec.UnsafeNoFsync = cfg.UnsafeNoFsync
+	ec.EnableGRPCGateway = false
+	ec.Metrics = "basic"
+	level := zapcore.ErrorLevel
+	if cfg.EtcdLogLevel != nil {
+		level = *cfg.EtcdLogLevel
+	}
+	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(newZapLogger(r.log, level, &r.muted))
+	return ec, nil
+}
+
+// bootstrap waits for the member to join, then opens the store: it
+// initialises a fresh cluster's schema at this release's, refuses a schema
+// newer than the release knows, and registers the replica.
+func (r *Replica) bootstrap() {
+	select {
+	case <-r.etcd.Server.ReadyNotify():
+	case err := <-r.etcd.Err():
+		r.fail(fmt.Errorf("store member: %w", err))
+		return
+	case <-r.ctx.Done():
+		return
+	}
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:          []string{r.localClientURL},
+		DialTimeout:        5 * time.Second,
+		Logger:             zap.NewNop(),
+		MaxCallSendMsgSize: 16 << 20,
+		MaxCallRecvMsgSize: 64 << 20,
+	})
+	if err != nil {
+		r.fail(fmt.Errorf("connect to store member: %w", err))
+		return
+	}
+	r.cli.Store(cli)
+	var st *Store
+	err = r.retry(func(ctx context.Context) error {
+		if _, err := InitSchema(ctx, cli, r.known, r.cfg.Release); err != nil {
+			return err
+		}
+		s, err := OpenStore(ctx, cli, StoreOptions{Release: r.cfg.Release, KnownSchema: r.known, Logger: r.log})
+		if err != nil {
+			return err
+		}
+		st = s
+		return r.register(ctx, st)
+	})
+	if err != nil {
+		r.fail(err)
+		return
+	}
+	r.store.Store(st)
+	h := r.ociHandler(st)
+	r.oci.Store(&h)
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		st.WatchSchema(r.ctx)
+	}()
+	close(r.ready)
+	r.log.Info("replica ready", "release", r.cfg.Release, "schema", st.Schema(), "member", r.etcd.Server.MemberID().String())
+}
+
+// retry runs fn until it succeeds, fails for a reason retrying cannot fix,
+// or the replica closes.
+func (r *Replica) retry(fn func(ctx context.Context) error) error {
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := context.WithTimeout(r.ctx, 5*time.Second)
+		err := fn(ctx)
+		cancel()
+		if err == nil || errors.Is(err, ErrSchemaTooNew) || errors.Is(err, ErrUnknownRelease) || r.ctx.Err() != nil {
+			return err
+		}
+		if attempt%10 == 0 {
+			r.log.Warn("store not answering yet", "attempt", attempt, "err", err)
+		}
+		select {
+		case <-r.ctx.Done():
+			return r.ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// register writes the replica's row in the replicas table.
+func (r *Replica) register(ctx context.Context, st *Store) error {
+	row := replicaRow{ID: r.cfg.ID, Release: r.cfg.Release, HTTPURL: r.httpURL, ClientURL: r.clientURL,
+		PeerURL: r.peerURL, StartedAt: time.Now().UTC()}
+	return st.update(ctx, func(ctx context.Context, t *txn) error {
+		return t.put(TableReplicas, replicaKey(row.ID), row)
+	})
+}
+
+func (r *Replica) fail(err error) {
+	r.failOnce.Do(func() {
+		r.failErr = fmt.Errorf("replica %s: %w", r.cfg.ID, err)
+		r.log.Error("replica failed", "err", err)
+		close(r.failed)
+	})
+}
+
+// Ready is closed once the replica serves the store.
+func (r *Replica) Ready() <-chan struct{} { return r.ready }
+
+// Failed is closed when the replica failed; Err says why.
+func (r *Replica) Failed() <-chan struct{} { return r.failed }
+
+// Err is the replica's failure, or nil.
+func (r *Replica) Err() error {
+	select {
+	case <-r.failed:
+		return r.failErr
+	default:
+		return nil
+	}
+}
+
+// WaitReady waits until the replica serves the store, fails, or ctx ends.
+func (r *Replica) WaitReady(ctx context.Context) error {
+	select {
+	case <-r.ready:
+		return nil
+	case <-r.failed:
+		return r.failErr
+	case <-ctx.Done():
+		return fmt.Errorf("wait for replica %s: %w", r.cfg.ID, ctx.Err())
+	}
+}
+
+// Store is the replica's store, nil until Ready.
+func (r *Replica) Store() *Store { return r.store.Load() }
+
+// ID is the replica's identity.
+func (r *Replica) ID() string { return r.cfg.ID }
+
+// URL is the base URL of the replica's HTTP API.
+func (r *Replica) URL() string { return r.httpURL }
+
+// ClientURL is the advertised etcd client URL.
+func (r *Replica) ClientURL() string { return r.clientURL }
+
+// PeerURL is the advertised etcd peer URL.
+func (r *Replica) PeerURL() string { return r.peerURL }
+
+// Close stops the replica: HTTP server, store client, then the etcd member,
+// each exactly once. It is safe to call more than once.
+func (r *Replica) Close() error {
+	r.closeOnce.Do(func() {
+		r.cancel()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := r.httpSrv.Shutdown(ctx); err != nil {
+			r.closeErr = fmt.Errorf("stop http server: %w", err)
+			_ = r.httpSrv.Close()
+		}
+		r.muted.Store(true)
+		r.etcd.Close()
+		r.wg.Wait()
+		if cli := r.cli.Load(); cli != nil {
+			_ = cli.Close()
+		}
+		r.log.Info("replica stopped")
+	})
+	return r.closeErr
+}

@@ -1,0 +1,195 @@
+package registry
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"go.uber.org/zap"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/ladder-dev/ladder/registry/oci"
+)
+
+// Media types the seeded manifests use.
+const (
+	mediaOCIManifest = "application/vnd.oci.image.manifest.v1+json"
+	mediaOCIIndex    = "application/vnd.oci.image.index.v1+json"
+	mediaOCIConfig   = "application/vnd.oci.image.config.v1+json"
+	mediaOCILayer    = "application/vnd.oci.image.layer.v1.tar+gzip"
+	artifactSig      = "application/vnd.example.signature.v1+json"
+)
+
+// Seed connects to the store at endpoints and writes realistic metadata for
+// the given number of repositories through the schema-aware store API (see
+// SeedStore).
+func Seed(ctx context.Context, endpoints []string, repositories int, logger *slog.Logger) error {
+	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		return fmt.Errorf("seed: connect to %v: %w", endpoints, err)
+	}
+	defer cli.Close()
+	st, err := OpenStore(ctx, cli, StoreOptions{Logger: logger})
+	if err != nil {
+		return fmt.Errorf("seed: %w", err)
+	}
+	return SeedStore(ctx, st, repositories, logger)
+}
+
+// SeedStore writes metadata for the given number of repositories, in the
+// layout of the stored schema: repositories in a few namespaces (and some
+// without one), one to three images each sharing base layers, tags that
+// move, an index in every third repository, a signature referring to the
+// first image in every fourth, and a deleted tag in every fifth. The same
+// count always gives the same repositories, digests and tags.
+func SeedStore(ctx context.Context, st *Store, repositories int, logger *slog.Logger) error {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	rng := rand.New(rand.NewPCG(uint64(repositories), 0x1adde4))
+	namespaces := []string{"library", "platform", "data", "web", "ml"}
+	bases := make([]blobSpec, 3)
+	for i, name := range []string{"alpine", "debian", "distroless"} {
+		bases[i] = newBlob("base-layer/"+name, 2<<20+rng.Int64N(30<<20))
+	}
+	for i := range repositories {
+		repo := fmt.Sprintf("%s/svc-%04d", namespaces[i%len(namespaces)], i)
+		if i%7 == 6 {
+			repo = fmt.Sprintf("tool-%04d", i)
+		}
+		images := 1 + rng.IntN(3)
+		var digests []string
+		for j := range images {
+			config := newBlob(fmt.Sprintf("%s/config/%d", repo, j), 1000+rng.Int64N(4000))
+			layers := []blobSpec{bases[rng.IntN(len(bases))],
+				newBlob(fmt.Sprintf("%s/app/%d", repo, j), 100<<10+rng.Int64N(20<<20))}
+			m := imageManifest(config, layers, "", "")
+			for _, b := range append([]blobSpec{config}, layers...) {
+				if err := st.LinkBlob(ctx, repo, b.digest, b.size); err != nil {
+					return fmt.Errorf("seed: %w", err)
+				}
+			}
+			if err := st.PutManifest(ctx, repo, m, fmt.Sprintf("v1.%d.0", j)); err != nil {
+				return fmt.Errorf("seed: %w", err)
+			}
+			digests = append(digests, m.Digest)
+		}
+		last := digests[len(digests)-1]
+		if err := putTag(ctx, st, repo, last, "latest"); err != nil {
+			return fmt.Errorf("seed: %w", err)
+		}
+		if i%3 == 0 {
+			if err := st.PutManifest(ctx, repo, indexManifest(ctx, st, repo, digests), "multi"); err != nil {
+				return fmt.Errorf("seed: %w", err)
+			}
+		}
+		if i%4 == 0 {
+			sig := newBlob(repo+"/signature", 300+rng.Int64N(200))
+			if err := st.LinkBlob(ctx, repo, sig.digest, sig.size); err != nil {
+				return fmt.Errorf("seed: %w", err)
+			}
+			m := imageManifest(newEmptyConfig(), []blobSpec{sig}, digests[0], artifactSig)
+			if err := st.PutManifest(ctx, repo, m, ""); err != nil {
+				return fmt.Errorf("seed: %w", err)
+			}
+		}
+		if i%5 == 0 && images > 1 {
+			if err := st.DeleteTag(ctx, repo, "v1.0.0"); err != nil {
+				return fmt.Errorf("seed: %w", err)
+			}
+		}
+		if (i+1)%50 == 0 {
+			logger.Info("seeding", "repositories", i+1, "of", repositories)
+		}
+	}
+	logger.Info("seeded", "repositories", repositories, "schema", st.Schema())
+	return nil
+}
+
+// putTag points tag at the stored manifest dgst.
+func putTag(ctx context.Context, st *Store, repo, dgst, tag string) error {
+	m, err := st.GetManifest(ctx, repo, dgst)
+	if err != nil {
+		return err
+	}
+	return st.PutManifest(ctx, repo, m, tag)
+}
+
+type blobSpec struct {
+	digest    string
+	size      int64
+	mediaType string
+}
+
+func digestOf(b []byte) string {
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+func newBlob(label string, size int64) blobSpec {
+	return blobSpec{digest: digestOf([]byte(label)), size: size, mediaType: mediaOCILayer}
+}
+
+func newEmptyConfig() blobSpec {
+	return blobSpec{digest: digestOf([]byte("{}")), size: 2, mediaType: "application/vnd.oci.empty.v1+json"}
+}
+
+type descriptor struct {
+	MediaType string `json:"mediaType"`
+	Digest    string `json:"digest"`
+	Size      int64  `json:"size"`
+}
+
+// imageManifest builds an OCI image manifest (or an artifact referring to
+// subject when subject is set).
+func imageManifest(config blobSpec, layers []blobSpec, subject, artifactType string) oci.Manifest {
+	cfgType := config.mediaType
+	if cfgType == mediaOCILayer {
+		cfgType = mediaOCIConfig
+	}
+	doc := struct {
+		SchemaVersion int          `json:"schemaVersion"`
+		MediaType     string       `json:"mediaType"`
+		ArtifactType  string       `json:"artifactType,omitempty"`
+		Config        descriptor   `json:"config"`
+		Layers        []descriptor `json:"layers"`
+		Subject       *descriptor  `json:"subject,omitempty"`
+	}{SchemaVersion: 2, MediaType: mediaOCIManifest, ArtifactType: artifactType,
+		Config: descriptor{MediaType: cfgType, Digest: config.digest, Size: config.size}}
+	blobs := []string{config.digest}
+	for _, l := range layers {
+		doc.Layers = append(doc.Layers, descriptor{MediaType: l.mediaType, Digest: l.digest, Size: l.size})
+		blobs = append(blobs, l.digest)
+	}
+	if subject != "" {
+		doc.Subject = &descriptor{MediaType: mediaOCIManifest, Digest: subject, Size: 0}
+	}
+	content, _ := json.Marshal(doc)
+	return oci.Manifest{Digest: digestOf(content), MediaType: mediaOCIManifest, Size: int64(len(content)),
+		Content: content, Blobs: blobs, Subject: subject, ArtifactType: artifactType}
+}
+
+// indexManifest builds an image index over the stored manifests children.
+func indexManifest(ctx context.Context, st *Store, repo string, children []string) oci.Manifest {
+	var ds []descriptor
+	for _, c := range children {
+		size := int64(0)
+		if m, err := st.GetManifest(ctx, repo, c); err == nil {
+			size = m.Size
+		}
+		ds = append(ds, descriptor{MediaType: mediaOCIManifest, Digest: c, Size: size})
+	}
+	content, _ := json.Marshal(struct {
+		SchemaVersion int          `json:"schemaVersion"`
+		MediaType     string       `json:"mediaType"`
+		Manifests     []descriptor `json:"manifests"`
+	}{2, mediaOCIIndex, ds})
+	return oci.Manifest{Digest: digestOf(content), MediaType: mediaOCIIndex, Size: int64(len(content)),
+		Content: content, Children: children}
+}
