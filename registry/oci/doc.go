@@ -10,7 +10,7 @@
 // Blob bytes live in a folder shared by all replicas:
 //
 //	<BlobDir>/<algorithm>/<first two hex>/<hex>   content-addressed blobs
-//	<BlobDir>/uploads/<id>/{info.json,data}       uploads in progress
+//	<BlobDir>/uploads/<id>                        uploads in progress
 //
 // Invariants:
 //   - A blob file exists only with the content its name promises: uploads are

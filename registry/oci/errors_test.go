@@ -89,7 +89,7 @@ func TestErrors(t *testing.T) {
 			body: imageManifest(config, otherRepoBlob), header: ct}, wantStatus: http.StatusBadRequest, wantCode: "MANIFEST_BLOB_UNKNOWN",
 			after: wantNoTag(rep, "e/repo", "bad2")},
 		{name: "index naming an unknown manifest", call: call{method: http.MethodPut, path: "/v2/e/repo/manifests/bad3",
-			body: []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"` + ociManifest + `","digest":"` + unknownBlob + `","size":3}]}`),
+			body:   []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"` + ociManifest + `","digest":"` + unknownBlob + `","size":3}]}`),
 			header: map[string]string{"Content-Type": "application/vnd.oci.image.index.v1+json"}},
 			wantStatus: http.StatusBadRequest, wantCode: "MANIFEST_BLOB_UNKNOWN", after: wantNoTag(rep, "e/repo", "bad3")},
 		{name: "malformed manifest", call: call{method: http.MethodPut, path: "/v2/e/repo/manifests/bad4", body: []byte(`{"schemaVersion":2,`), header: ct},
@@ -113,7 +113,7 @@ func TestErrors(t *testing.T) {
 			wantStatus: http.StatusBadRequest, wantCode: "DIGEST_INVALID", after: wantNoBlob(rep, dir, "e/repo", unknownBlob)},
 		{name: "oversized monolithic blob", call: call{method: http.MethodPost, path: "/v2/e/repo/blobs/uploads/?digest=" + sha(make([]byte, 1001)), body: make([]byte, 1001)},
 			wantStatus: http.StatusRequestEntityTooLarge, wantCode: "SIZE_INVALID", after: wantNoBlob(rep, dir, "e/repo", sha(make([]byte, 1001)))},
-		{name: "unknown upload", call: call{method: http.MethodPatch, path: "/v2/e/repo/blobs/uploads/0123456789abcdef0123456789abcdef", body: []byte("x")},
+		{name: "unknown upload", call: call{method: http.MethodPatch, path: "/v2/e/repo/blobs/uploads/0123456789abcdef0123456789abcdef0123456789abcdef", body: []byte("x")},
 			wantStatus: http.StatusNotFound, wantCode: "BLOB_UPLOAD_UNKNOWN"},
 		{name: "upload id with a path", call: call{method: http.MethodGet, path: "/v2/e/repo/blobs/uploads/..%2F..%2Fsha256"},
 			wantStatus: http.StatusNotFound},
@@ -281,7 +281,7 @@ func TestPruneUploads(t *testing.T) {
 	old := rep.do(t, call{method: http.MethodPost, path: "/v2/p/blobs/uploads/"}).Header.Get("Docker-Upload-UUID")
 	fresh := rep.do(t, call{method: http.MethodPost, path: "/v2/p/blobs/uploads/"}).Header.Get("Docker-Upload-UUID")
 	past := time.Now().Add(-2 * time.Hour)
-	if err := os.Chtimes(filepath.Join(dir, "uploads", old, "data"), past, past); err != nil {
+	if err := os.Chtimes(filepath.Join(dir, "uploads", old), past, past); err != nil {
 		t.Fatal(err)
 	}
 	n, err := oci.PruneUploads(dir, time.Hour)

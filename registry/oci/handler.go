@@ -299,7 +299,7 @@ func (s *blobStore) path(d v1.Hash) string {
 	return filepath.Join(s.dir, d.Algorithm, d.Hex[:2], d.Hex)
 }
 
-func (s *blobStore) uploadDir(id string) string {
+func (s *blobStore) uploadPath(id string) string {
 	return filepath.Join(s.dir, "uploads", id)
 }
 

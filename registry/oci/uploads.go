@@ -2,8 +2,8 @@ package oci
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -19,24 +19,27 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
-// An upload in progress is a folder <BlobDir>/uploads/<id> holding info.json
-// (repository, start time) and data (the bytes received so far). Its offset
-// is the size of data, so any replica sharing BlobDir can continue it. Work
-// on one upload is serialized with an advisory lock on data; a finished
-// upload's data is renamed into place, so a request that opened it before
-// checks, once it holds the lock, that the path still names the same file.
+// An upload in progress is one file, <BlobDir>/uploads/<id>, holding the
+// bytes received so far: its size is the upload's offset, so any replica
+// sharing BlobDir can continue it. The id is 32 random hex digits followed by
+// 16 hex digits of the SHA-256 of the repository name, which binds the
+// upload to its repository without a second file. Work on one upload is
+// serialized with an advisory lock on the file; a finished upload is renamed
+// into place, so a request that opened it before checks, once it holds the
+// lock, that the path still names the same file.
 
-var uploadIDRE = regexp.MustCompile(`^[0-9a-f]{32}$`)
+var uploadIDRE = regexp.MustCompile(`^[0-9a-f]{48}$`)
 
-type uploadInfo struct {
-	Repo    string    `json:"repo"`
-	Started time.Time `json:"started"`
+// repoTag is the part of an upload id naming its repository.
+func repoTag(repo string) string {
+	sum := sha256.Sum256([]byte(repo))
+	return hex.EncodeToString(sum[:8])
 }
 
 // upload is an open, locked upload.
 type upload struct {
 	id   string
-	dir  string
+	path string
 	f    *os.File
 	size int64 // bytes received so far
 }
@@ -52,19 +55,15 @@ func (s *blobStore) createUpload(repo string) (string, error) {
 	if _, err := rand.Read(b[:]); err != nil {
 		return "", fmt.Errorf("create upload id: %w", err)
 	}
-	id := hex.EncodeToString(b[:])
-	dir := s.uploadDir(id)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("create upload: %w", err)
+	id := hex.EncodeToString(b[:]) + repoTag(repo)
+	path := s.uploadPath(id)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if errors.Is(err, os.ErrNotExist) {
+		if err = os.MkdirAll(filepath.Dir(path), 0o755); err == nil {
+			f, err = os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+		}
 	}
-	info, _ := json.Marshal(uploadInfo{Repo: repo, Started: time.Now().UTC()})
-	if err := os.WriteFile(filepath.Join(dir, "info.json"), info, 0o644); err != nil {
-		_ = os.RemoveAll(dir)
-		return "", fmt.Errorf("create upload: %w", err)
-	}
-	f, err := os.OpenFile(filepath.Join(dir, "data"), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	if err != nil {
-		_ = os.RemoveAll(dir)
 		return "", fmt.Errorf("create upload: %w", err)
 	}
 	_ = f.Close()
@@ -75,23 +74,11 @@ var errNoUpload = errors.New("no such upload")
 
 // openUpload opens and locks upload id of repo; errNoUpload if there is none.
 func (s *blobStore) openUpload(id, repo string) (*upload, error) {
-	if !uploadIDRE.MatchString(id) {
+	if !uploadIDRE.MatchString(id) || id[32:] != repoTag(repo) {
 		return nil, errNoUpload
 	}
-	dir := s.uploadDir(id)
-	raw, err := os.ReadFile(filepath.Join(dir, "info.json"))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, errNoUpload
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read upload: %w", err)
-	}
-	var info uploadInfo
-	if err := json.Unmarshal(raw, &info); err != nil || info.Repo != repo {
-		return nil, errNoUpload
-	}
-	dataPath := filepath.Join(dir, "data")
-	f, err := os.OpenFile(dataPath, os.O_RDWR, 0)
+	path := s.uploadPath(id)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, errNoUpload
 	}
@@ -102,9 +89,9 @@ func (s *blobStore) openUpload(id, repo string) (*upload, error) {
 		_ = f.Close()
 		return nil, fmt.Errorf("lock upload: %w", err)
 	}
-	u := &upload{id: id, dir: dir, f: f}
+	u := &upload{id: id, path: path, f: f}
 	held, err1 := f.Stat()
-	named, err2 := os.Stat(dataPath)
+	named, err2 := os.Stat(path)
 	if err1 != nil || err2 != nil || !os.SameFile(held, named) {
 		u.close()
 		return nil, errNoUpload
@@ -113,9 +100,10 @@ func (s *blobStore) openUpload(id, repo string) (*upload, error) {
 	return u, nil
 }
 
-// PruneUploads removes uploads under blobDir started more than olderThan
-// ago, returning how many it removed. Run it now and then on one replica.
-func PruneUploads(blobDir string, olderThan time.Duration) (int, error) {
+// PruneUploads removes uploads under blobDir that received nothing for
+// longer than idle, returning how many it removed. Run it now and then on
+// one replica.
+func PruneUploads(blobDir string, idle time.Duration) (int, error) {
 	root := filepath.Join(blobDir, "uploads")
 	entries, err := os.ReadDir(root)
 	if errors.Is(err, os.ErrNotExist) {
@@ -124,21 +112,15 @@ func PruneUploads(blobDir string, olderThan time.Duration) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("prune uploads: %w", err)
 	}
-	cutoff := time.Now().Add(-olderThan)
+	cutoff := time.Now().Add(-idle)
 	removed := 0
 	for _, e := range entries {
-		dir := filepath.Join(root, e.Name())
-		fi, err := os.Stat(filepath.Join(dir, "data"))
-		if err != nil {
-			fi, err = e.Info()
-			if err != nil {
-				continue
-			}
+		fi, err := e.Info()
+		if err != nil || !fi.ModTime().Before(cutoff) {
+			continue
 		}
-		if fi.ModTime().Before(cutoff) {
-			if err := os.RemoveAll(dir); err == nil {
-				removed++
-			}
+		if err := os.RemoveAll(filepath.Join(root, e.Name())); err == nil {
+			removed++
 		}
 	}
 	return removed, nil
@@ -206,13 +188,13 @@ func (h *handler) startUpload(w http.ResponseWriter, r *http.Request, name strin
 		}
 		u, err := h.blobs.openUpload(id, name)
 		if err != nil {
-			_ = os.RemoveAll(h.blobs.uploadDir(id))
+			_ = os.Remove(h.blobs.uploadPath(id))
 			h.fail(w, r, err)
 			return
 		}
 		defer u.close()
 		if err := h.finish(w, r, name, u, d); err != nil {
-			_ = os.RemoveAll(u.dir)
+			_ = os.Remove(u.path)
 			h.fail(w, r, err)
 		}
 		return
@@ -294,7 +276,7 @@ func (h *handler) cancelUpload(w http.ResponseWriter, r *http.Request, name, id 
 		return
 	}
 	defer u.close()
-	if err := os.RemoveAll(u.dir); err != nil {
+	if err := os.Remove(u.path); err != nil {
 		h.fail(w, r, fmt.Errorf("cancel upload: %w", err))
 		return
 	}
@@ -394,7 +376,7 @@ func (h *handler) putUpload(w http.ResponseWriter, r *http.Request, name, id str
 	if err := h.finish(w, r, name, u, d); err != nil {
 		var ae *apiError
 		if errors.As(err, &ae) && ae.Code == codeDigestInvalid {
-			_ = os.RemoveAll(u.dir) // the bytes can never become this blob
+			_ = os.Remove(u.path) // the bytes can never become this blob
 		}
 		h.fail(w, r, err)
 	}
@@ -428,11 +410,10 @@ func (h *handler) finish(w http.ResponseWriter, r *http.Request, name string, u 
 	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
 		return fmt.Errorf("create blob folder: %w", err)
 	}
-	if err := os.Rename(filepath.Join(u.dir, "data"), target); err != nil {
+	if err := os.Rename(u.path, target); err != nil {
 		return fmt.Errorf("move blob into place: %w", err)
 	}
 	syncDir(filepath.Dir(target))
-	_ = os.RemoveAll(u.dir)
 	if err := h.meta.LinkBlob(r.Context(), name, d.String(), u.size); err != nil {
 		return fmt.Errorf("link blob: %w", err)
 	}
