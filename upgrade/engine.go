@@ -1,0 +1,396 @@
+package upgrade
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/ladder-dev/ladder/driver"
+	"github.com/ladder-dev/ladder/journal"
+	"github.com/ladder-dev/ladder/plan"
+)
+
+// App is what the engine knows of the service it upgrades.
+type App interface {
+	// Status probes the replicas and returns the cluster's status. An
+	// unreachable replica is reported in the status, not as an error.
+	Status(ctx context.Context, replicas []driver.Replica) (driver.Status, error)
+	// MigrateJob is the job that migrates the store to toSchema; the
+	// engine runs it with Driver.RunJob and the hop's TO release. It must
+	// be idempotent: run again, it finishes what is left.
+	MigrateJob(toSchema int) driver.Job
+	// Backup writes a consistent snapshot of the store, taken via a replica.
+	Backup(ctx context.Context, via driver.Replica, w io.Writer) error
+}
+
+// Engine runs upgrade plans against one cluster. Driver, App and Journal
+// are required; Log and OnEvent may be nil.
+type Engine struct {
+	Driver  driver.Driver
+	App     App
+	Journal *journal.Journal
+	Log     *slog.Logger
+	// OnEvent receives progress events, synchronously, from the goroutine
+	// that called Run.
+	OnEvent func(Event)
+	Options Options
+}
+
+// runner is what Run and RollingRestart share: the wait helper, events,
+// journal notes and remediation.
+type runner struct {
+	drv     driver.Driver
+	app     App
+	j       *journal.Journal // nil: nothing is journaled
+	log     *slog.Logger
+	onEvent func(Event)
+	opts    Options
+
+	target string // for hints
+	rounds int    // remediation rounds used
+	timing map[string]time.Duration
+}
+
+func newRunner(drv driver.Driver, app App, j *journal.Journal, log *slog.Logger, onEvent func(Event), opts Options) *runner {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &runner{drv: drv, app: app, j: j, log: log, onEvent: onEvent, opts: opts.withDefaults()}
+}
+
+func (r *runner) emit(ev Event) {
+	if ev.Time.IsZero() {
+		ev.Time = time.Now()
+	}
+	if ev.Hop == "" {
+		ev.Hop = hopOf(ev.Step)
+	}
+	if ev.Replica == "" {
+		ev.Replica = replicaOf(ev.Step)
+	}
+	level := slog.LevelInfo
+	switch ev.Type {
+	case EventWaitProgress, EventStepSkip:
+		level = slog.LevelDebug
+	case EventStall, EventRemediation:
+		level = slog.LevelWarn
+	case EventFailed:
+		level = slog.LevelError
+	}
+	msg := ev.Message
+	if msg == "" {
+		msg = ev.Type
+	}
+	attrs := []any{"event", ev.Type}
+	if ev.Step != "" {
+		attrs = append(attrs, "step", ev.Step)
+	}
+	r.log.Log(context.Background(), level, msg, attrs...)
+	if r.onEvent != nil {
+		r.onEvent(ev)
+	}
+}
+
+// note journals a note (when there is a journal).
+func (r *runner) note(step string, detail any) error {
+	if r.j == nil {
+		return nil
+	}
+	if _, err := r.j.Append(step, journal.Note, detail); err != nil {
+		return fmt.Errorf("journal note: %w", err)
+	}
+	return nil
+}
+
+// track adds the time since start to a timing category of the current step.
+func (r *runner) track(category string, start time.Time) {
+	if r.timing != nil {
+		r.timing[category] += time.Since(start)
+	}
+}
+
+// timedWait is wait, with its time counted under category.
+func (r *runner) timedWait(ctx context.Context, step, category string, g gate) (driver.Status, error) {
+	defer r.track(category, time.Now())
+	return r.wait(ctx, step, g)
+}
+
+// Run runs p, or resumes the unfinished upgrade of the journal when it has
+// the same target. It holds the upgrade lock until it returns. A failed
+// step is returned as a *StepError; a refused start as a
+// *journal.LockedError or *UnfinishedError.
+func (e *Engine) Run(ctx context.Context, p plan.Plan) (err error) {
+	if e.Driver == nil || e.App == nil || e.Journal == nil {
+		return errors.New("run upgrade: engine needs a driver, an app and a journal")
+	}
+	r := newRunner(e.Driver, e.App, e.Journal, e.Log, e.OnEvent, e.Options)
+	takeover, err := e.Journal.Lock(r.opts.Holder)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if uerr := e.Journal.Unlock(); uerr != nil {
+			err = errors.Join(err, uerr)
+		}
+	}()
+	if t := e.Journal.Torn(); t != nil {
+		r.emit(Event{Type: EventNote, Message: fmt.Sprintf("journal had a torn last line (%d bytes, a write cut by a crash): ignored", t.Bytes)})
+	}
+	if takeover != nil {
+		r.emit(Event{Type: EventNote, Message: fmt.Sprintf("took over the upgrade lock of %s (pid %d, since %s): that process is gone",
+			takeover.Holder, takeover.PID, takeover.Since.Format(time.RFC3339))})
+	}
+	u := &upgradeRun{runner: r, state: e.Journal.State()}
+	return u.run(ctx, p)
+}
+
+// upgradeRun is one Run: the plan and the journal state it resumes from.
+type upgradeRun struct {
+	*runner
+	plan   plan.Plan
+	state  journal.State
+	resume bool
+}
+
+func (u *upgradeRun) run(ctx context.Context, p plan.Plan) error {
+	start := time.Now()
+	cluster := u.drv.Cluster()
+	if u.state.Unfinished() {
+		jp, err := decodePlan(*u.state.Plan)
+		if err != nil {
+			return err
+		}
+		if p.To == nil || !jp.To.Equal(p.To) {
+			req := "<none>"
+			if p.To != nil {
+				req = p.To.String()
+			}
+			return &UnfinishedError{From: jp.From.String(), To: jp.To.String(), Started: u.state.Plan.Time,
+				Requested: req, Hint: "finish it first with `" + resumeCommand(u.opts, cluster, jp.To.String()) + "`"}
+		}
+		u.plan, u.resume = jp, true
+	} else {
+		if len(p.Hops) == 0 {
+			u.emit(Event{Type: EventDone, Message: "nothing to do: the cluster already runs the target",
+				Fields: map[string]any{"version": versionString(p.To), "duration": time.Since(start)}})
+			return nil
+		}
+		u.plan = p
+		if _, err := u.j.Append(journal.PlanStep, journal.Intent, encodePlan(p, cluster, u.drv.Name())); err != nil {
+			return fmt.Errorf("journal plan: %w", err)
+		}
+		u.state = u.j.State()
+	}
+	u.target = u.plan.To.String()
+	if err := u.note("run", map[string]any{"holder": u.opts.Holder, "resume": u.resume}); err != nil {
+		return err
+	}
+	hops := make([]string, len(u.plan.Hops))
+	for i, h := range u.plan.Hops {
+		hops[i] = h.ID()
+	}
+	msg := fmt.Sprintf("upgrade %s from %s to %s in %d hops", cluster, u.plan.From, u.plan.To, len(hops))
+	if u.resume {
+		msg = fmt.Sprintf("resume upgrade of %s from %s to %s (%d steps done)", cluster, u.plan.From, u.plan.To, len(u.state.Done))
+	}
+	u.emit(Event{Type: EventPlan, Message: msg, Fields: map[string]any{
+		"from": u.plan.From.String(), "to": u.plan.To.String(), "hops": hops,
+		"resume": u.resume, "done_steps": len(u.state.Done)}})
+
+	for i, h := range u.plan.Hops {
+		if err := u.hop(ctx, i, h); err != nil {
+			return err
+		}
+	}
+	if _, err := u.j.Append(journal.PlanStep, journal.Done, map[string]any{"version": u.plan.To.String()}); err != nil {
+		return fmt.Errorf("journal end of upgrade: %w", err)
+	}
+	u.emit(Event{Type: EventDone, Message: fmt.Sprintf("%s runs %s", cluster, u.plan.To),
+		Fields: map[string]any{"version": u.plan.To.String(), "duration": time.Since(start)}})
+	return nil
+}
+
+func versionString(v interface{ String() string }) string {
+	if v == nil {
+		return ""
+	}
+	return v.String()
+}
+
+// resumeCommand is the command that continues the upgrade to target.
+func resumeCommand(o Options, cluster, target string) string {
+	if o.ResumeCommand != "" {
+		return o.ResumeCommand
+	}
+	return fmt.Sprintf("ladder upgrade --cluster %s --to %s", cluster, target)
+}
+
+func restartCommand(o Options, cluster string) string {
+	if o.RestartCommand != "" {
+		return o.RestartCommand
+	}
+	return fmt.Sprintf("ladder restart --cluster %s --rolling", cluster)
+}
+
+// stepDef is one step: its ID and what it does. act returns details for
+// the done record.
+type stepDef struct {
+	id  string
+	hop plan.Hop
+	act func(ctx context.Context) (map[string]any, error)
+}
+
+// knobError marks an error returned by a testing knob.
+type knobError struct{ err error }
+
+func (k knobError) Error() string { return k.err.Error() }
+
+// step runs s with the journal protocol: skip if done; refuse if
+// interrupted and not repeatable; intent, act (retrying after a
+// remediated stall), done.
+func (u *upgradeRun) step(ctx context.Context, s stepDef) error {
+	if rec, ok := u.state.Done[s.id]; ok {
+		u.emit(Event{Type: EventStepSkip, Step: s.id, Message: "done at " + rec.Time.Format(time.RFC3339)})
+		return nil
+	}
+	_, interrupted := u.state.Pending[s.id]
+	if interrupted && u.opts.Knobs.NotRepeatable != nil && u.opts.Knobs.NotRepeatable(s.id) {
+		if slices.Contains(u.opts.Resolved, s.id) {
+			if _, err := u.j.Append(s.id, journal.Done, map[string]any{"resolved": true}); err != nil {
+				return fmt.Errorf("journal %s: %w", s.id, err)
+			}
+			u.emit(Event{Type: EventNote, Step: s.id, Message: "declared done by the operator"})
+			return nil
+		}
+		err := &StepError{Step: s.id, Err: ErrNotRepeatable,
+			Hint: fmt.Sprintf("check by hand whether the step completed; if it did, run `%s --resolved %s`",
+				resumeCommand(u.opts, u.drv.Cluster(), u.target), s.id)}
+		u.emit(Event{Type: EventFailed, Step: s.id, Message: err.Error(), Fields: map[string]any{"hint": err.Hint}})
+		return err
+	}
+	detail := map[string]any{}
+	if interrupted {
+		detail["repeat"] = true
+	}
+	if _, err := u.j.Append(s.id, journal.Intent, detail); err != nil {
+		return fmt.Errorf("journal %s: %w", s.id, err)
+	}
+	if k := u.opts.Knobs.BeforeAct; k != nil {
+		if err := k(s.id); err != nil {
+			return knobError{err}
+		}
+	}
+	msg := ""
+	if interrupted {
+		msg = "repeating interrupted step"
+	}
+	u.emit(Event{Type: EventStepStart, Step: s.id, Message: msg})
+	start := time.Now()
+	u.timing = map[string]time.Duration{}
+	var (
+		out map[string]any
+		err error
+	)
+	for {
+		sctx, cancel := context.WithTimeoutCause(ctx, u.opts.StepTimeout,
+			fmt.Errorf("%w: %s ran longer than %s", ErrStepTimeout, s.id, u.opts.StepTimeout))
+		out, err = s.act(withStep(sctx, s.id))
+		cancel()
+		stall, ok := isStall(err)
+		if !ok {
+			break
+		}
+		u.emit(Event{Type: EventStall, Step: s.id, Replica: stall.Replica, Message: stall.Error(),
+			Fields: map[string]any{"db": stall.DB, "table": stall.Table, "applied": stall.Applied, "revision": stall.Revision}})
+		if !u.opts.Remediate || u.rounds >= u.opts.RemediationBudget || ctx.Err() != nil {
+			break
+		}
+		if rerr := u.remediate(ctx, HopPrefix(s.hop), s.id, stall); rerr != nil {
+			var ke knobError
+			if errors.As(rerr, &ke) {
+				return ke.err
+			}
+			err = fmt.Errorf("%w; remediation round %d did not help: %w", err, u.rounds, rerr)
+			break
+		}
+	}
+	var ke knobError
+	if errors.As(err, &ke) {
+		return ke.err
+	}
+	if err != nil {
+		se := &StepError{Step: s.id, Err: err, Hint: u.hint(err)}
+		if _, jerr := u.j.Append(s.id, journal.Failed, map[string]any{"error": err.Error(), "hint": se.Hint}); jerr != nil {
+			err = errors.Join(se, fmt.Errorf("journal failure of %s: %w", s.id, jerr))
+		} else {
+			err = se
+		}
+		u.emit(Event{Type: EventFailed, Step: s.id, Message: se.Error(), Fields: map[string]any{"hint": se.Hint}})
+		return err
+	}
+	if k := u.opts.Knobs.AfterAct; k != nil {
+		if err := k(s.id); err != nil {
+			return err
+		}
+	}
+	if out == nil {
+		out = map[string]any{}
+	}
+	d := time.Since(start)
+	timing := map[string]int64{"total_ms": d.Milliseconds()}
+	for c, t := range u.timing {
+		timing[c+"_ms"] = t.Milliseconds()
+	}
+	out["timing"] = timing
+	if _, err := u.j.Append(s.id, journal.Done, out); err != nil {
+		return fmt.Errorf("journal %s: %w", s.id, err)
+	}
+	delete(out, "timing")
+	out["duration"] = d
+	u.emit(Event{Type: EventStepDone, Step: s.id, Fields: out})
+	return nil
+}
+
+// hint says what to do after err.
+func (r *runner) hint(err error) string {
+	cluster := r.drv.Cluster()
+	resume := "run `" + resumeCommand(r.opts, cluster, r.target) + "`"
+	if _, ok := isStall(err); ok {
+		if !r.opts.Remediate {
+			return fmt.Sprintf("restart the replicas one at a time with `%s`, then %s to continue (or leave remediation on)",
+				restartCommand(r.opts, cluster), resume)
+		}
+		return fmt.Sprintf("remediation used its budget (%d rounds); check the replica named above, restart the replicas one at a time with `%s`, then %s to continue",
+			r.opts.RemediationBudget, restartCommand(r.opts, cluster), resume)
+	}
+	switch {
+	case errors.Is(err, ErrWaitTimeout):
+		return "the cluster was still catching up: " + resume + " to continue (raise --max-wait for large stores)"
+	case errors.Is(err, ErrStepTimeout):
+		return "the step ran out of time: " + resume + " to continue"
+	case errors.Is(err, context.Canceled):
+		return "interrupted: " + resume + " to continue where it stopped"
+	case errors.Is(err, driver.ErrNoArtifact):
+		return "make the release's artifact available (build or load it), then " + resume
+	case errors.Is(err, ErrUnexpectedVersion), errors.Is(err, ErrSchemaTooNew):
+		return "the cluster is not in a state this plan can start from; check `ladder status --cluster " + cluster + "`"
+	}
+	return "fix the cause, then " + resume + " to continue from this step"
+}
+
+type stepKey struct{}
+
+func withStep(ctx context.Context, step string) context.Context {
+	return context.WithValue(ctx, stepKey{}, step)
+}
+
+// StepFromContext returns the ID of the step whose action ctx belongs to,
+// or "". Drivers may use it in logs; test fakes use it to fail at a step.
+func StepFromContext(ctx context.Context) string {
+	s, _ := ctx.Value(stepKey{}).(string)
+	return s
+}

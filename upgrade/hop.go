@@ -1,0 +1,346 @@
+package upgrade
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ladder-dev/ladder/driver"
+	"github.com/ladder-dev/ladder/journal"
+	"github.com/ladder-dev/ladder/plan"
+)
+
+// hop runs the steps of hop h (index i of the plan).
+func (u *upgradeRun) hop(ctx context.Context, i int, h plan.Hop) error {
+	start := time.Now()
+	if u.state.IsDone(StepID(h, StepFinalize)) {
+		u.emit(Event{Type: EventStepSkip, Step: StepID(h, StepFinalize), Hop: h.ID(), Message: "hop done earlier"})
+		return nil
+	}
+	u.emit(Event{Type: EventHopStart, Hop: h.ID(), Message: fmt.Sprintf("hop %d of %d: %s → %s", i+1, len(u.plan.Hops), h.From, h.To),
+		Fields: map[string]any{"index": i + 1, "of": len(u.plan.Hops), "from": h.From.String(), "to": h.To.String(),
+			"migrates": h.Migrates, "from_schema": h.FromSchema, "to_schema": h.ToSchema}})
+
+	if err := u.step(ctx, stepDef{id: StepID(h, StepPreflight), hop: h, act: func(ctx context.Context) (map[string]any, error) {
+		return u.preflight(ctx, h)
+	}}); err != nil {
+		return err
+	}
+	if h.Migrates {
+		if err := u.step(ctx, stepDef{id: StepID(h, StepBackup), hop: h, act: func(ctx context.Context) (map[string]any, error) {
+			return u.backup(ctx, h)
+		}}); err != nil {
+			return err
+		}
+	}
+	order, err := u.rollOrder(ctx, h)
+	if err != nil {
+		return &StepError{Step: rollNoteStep(h), Err: err, Hint: u.hint(err)}
+	}
+	for _, id := range order {
+		if err := u.step(ctx, stepDef{id: RollStepID(h, id, StepReplace), hop: h, act: func(ctx context.Context) (map[string]any, error) {
+			return u.replace(ctx, h, id)
+		}}); err != nil {
+			return err
+		}
+		if err := u.step(ctx, stepDef{id: RollStepID(h, id, StepWait), hop: h, act: func(ctx context.Context) (map[string]any, error) {
+			return u.waitReplica(ctx, h, id)
+		}}); err != nil {
+			return err
+		}
+	}
+	if h.Migrates {
+		if err := u.step(ctx, stepDef{id: StepID(h, StepMigrate), hop: h, act: func(ctx context.Context) (map[string]any, error) {
+			return u.migrate(ctx, h)
+		}}); err != nil {
+			return err
+		}
+	}
+	if err := u.step(ctx, stepDef{id: StepID(h, StepFinalize), hop: h, act: func(ctx context.Context) (map[string]any, error) {
+		return u.finalize(ctx, h)
+	}}); err != nil {
+		return err
+	}
+	u.emit(Event{Type: EventHopDone, Hop: h.ID(), Message: fmt.Sprintf("%s runs %s", u.drv.Cluster(), h.To),
+		Fields: map[string]any{"duration": time.Since(start), "version": h.To.String()}})
+	return nil
+}
+
+// preflight checks the cluster can take the hop.
+func (u *upgradeRun) preflight(ctx context.Context, h plan.Hop) (map[string]any, error) {
+	reps, err := u.drv.Replicas(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list replicas: %w", err)
+	}
+	if len(reps) == 0 {
+		return nil, fmt.Errorf("list replicas: %w: the cluster has none", driver.ErrNoReplica)
+	}
+	onTo := 0
+	for _, r := range reps {
+		switch {
+		case sameVersion(r.Version, h.To):
+			onTo++
+		case sameVersion(r.Version, h.From):
+		default:
+			return nil, fmt.Errorf("%w: %s runs %s, expected %s or %s", ErrUnexpectedVersion, r.ID, r.Version, h.From, h.To)
+		}
+	}
+	if ac, ok := u.drv.(driver.ArtifactChecker); ok {
+		if err := ac.CheckArtifact(ctx, h.To.String()); err != nil {
+			return nil, fmt.Errorf("check artifact of %s: %w", h.To, err)
+		}
+	}
+	st, err := u.timedWait(ctx, StepID(h, StepPreflight), "settle", settledGate())
+	if err != nil {
+		return nil, err
+	}
+	if st.SchemaVersion != 0 && h.FromSchema != 0 && st.SchemaVersion > h.FromSchema {
+		_, migrationRan := u.state.Started[StepID(h, StepMigrate)]
+		if !migrationRan || (h.ToSchema != 0 && st.SchemaVersion > h.ToSchema) {
+			return nil, fmt.Errorf("%w: the store has schema %d, newer than %s knows (%d)", ErrSchemaTooNew, st.SchemaVersion, h.From, h.FromSchema)
+		}
+	}
+	return map[string]any{"replicas": len(reps), "on_to": onTo, "leader": st.Leader(), "schema": st.SchemaVersion}, nil
+}
+
+// BackupName is the file name of hop h's backup in the backup directory.
+func BackupName(h plan.Hop) string {
+	return "hop-" + h.From.String() + "-to-" + h.To.String() + ".snapshot"
+}
+
+func (u *upgradeRun) backupDir() string {
+	if u.opts.BackupDir != "" {
+		return u.opts.BackupDir
+	}
+	return filepath.Join(u.j.Dir(), "backups")
+}
+
+// backup writes a snapshot via a healthy replica (the leader if it is):
+// to a temporary file, synced, then renamed into place.
+func (u *upgradeRun) backup(ctx context.Context, h plan.Hop) (map[string]any, error) {
+	defer u.track("backup", time.Now())
+	reps, err := u.drv.Replicas(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list replicas: %w", err)
+	}
+	st, err := u.app.Status(ctx, reps)
+	if err != nil {
+		return nil, fmt.Errorf("probe cluster: %w", err)
+	}
+	via, ok := pickHealthy(st, reps)
+	if !ok {
+		return nil, fmt.Errorf("take backup: no healthy replica")
+	}
+	dir := u.backupDir()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("take backup: %w", err)
+	}
+	path := filepath.Join(dir, BackupName(h))
+	f, err := os.CreateTemp(dir, BackupName(h)+".tmp.*")
+	if err != nil {
+		return nil, fmt.Errorf("take backup: %w", err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // after a successful rename, a no-op
+	cw := &countWriter{w: f}
+	err = u.app.Backup(ctx, via, cw)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("take backup via %s: %w", via.ID, err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return map[string]any{"path": path, "bytes": cw.n, "via": via.ID}, nil
+}
+
+type countWriter struct {
+	w interface{ Write([]byte) (int, error) }
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func pickHealthy(st driver.Status, reps []driver.Replica) (driver.Replica, bool) {
+	var best driver.Replica
+	found := false
+	for _, r := range reps {
+		rs, ok := st.Replica(r.ID)
+		if !ok || !rs.Healthy {
+			continue
+		}
+		if rs.Leader {
+			return r, true
+		}
+		if !found {
+			best, found = r, true
+		}
+	}
+	return best, found
+}
+
+// rollOrder returns the journaled roll order of h, or chooses one
+// (followers first, leader last) and journals it.
+func (u *upgradeRun) rollOrder(ctx context.Context, h plan.Hop) ([]string, error) {
+	if rec, ok := u.state.LastNote(rollNoteStep(h)); ok {
+		var d struct {
+			Order []string `json:"order"`
+		}
+		if err := rec.Decode(&d); err == nil && len(d.Order) > 0 {
+			return d.Order, nil
+		}
+	}
+	reps, err := u.drv.Replicas(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list replicas: %w", err)
+	}
+	ids := make([]string, len(reps))
+	for i, r := range reps {
+		ids[i] = r.ID
+	}
+	st, err := u.app.Status(ctx, reps)
+	if err != nil {
+		return nil, fmt.Errorf("probe cluster: %w", err)
+	}
+	order := RollOrder(st, ids)
+	if err := u.note(rollNoteStep(h), map[string]any{"order": order, "leader": st.Leader()}); err != nil {
+		return nil, err
+	}
+	u.state = u.j.State()
+	u.emit(Event{Type: EventNote, Hop: h.ID(), Message: "roll order: " + strings.Join(order, ", "),
+		Fields: map[string]any{"order": order, "leader": st.Leader()}})
+	return order, nil
+}
+
+// replace waits for the store to settle, then replaces replica id with TO
+// unless it already runs TO and is healthy.
+func (u *upgradeRun) replace(ctx context.Context, h plan.Hop, id string) (map[string]any, error) {
+	step := RollStepID(h, id, StepReplace)
+	st, err := u.timedWait(ctx, step, "settle", settledGate())
+	if err != nil {
+		return nil, err
+	}
+	reps, err := u.drv.Replicas(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list replicas: %w", err)
+	}
+	var rep *driver.Replica
+	for i := range reps {
+		if reps[i].ID == id {
+			rep = &reps[i]
+		}
+	}
+	if rep == nil {
+		return nil, fmt.Errorf("replace %s: %w", id, driver.ErrNoReplica)
+	}
+	if rs, ok := st.Replica(id); ok && sameVersion(rep.Version, h.To) && rs.Healthy && rs.UI {
+		u.emit(Event{Type: EventNote, Step: step, Message: fmt.Sprintf("%s already runs %s: not replaced", id, h.To)})
+		return map[string]any{"replaced": false}, nil
+	}
+	defer u.track("restart", time.Now())
+	if err := u.drv.Replace(ctx, id, h.To.String()); err != nil {
+		return nil, fmt.Errorf("replace %s with %s: %w", id, h.To, err)
+	}
+	return map[string]any{"replaced": true, "from": rep.Version, "to": h.To.String()}, nil
+}
+
+// waitReplica waits for replica id to answer on TO, then for the store to
+// settle.
+func (u *upgradeRun) waitReplica(ctx context.Context, h plan.Hop, id string) (map[string]any, error) {
+	step := RollStepID(h, id, StepWait)
+	if _, err := u.timedWait(ctx, step, "restart", replicaGate(id, h.To)); err != nil {
+		return nil, err
+	}
+	if _, err := u.timedWait(ctx, step, "settle", settledGate()); err != nil {
+		return nil, err
+	}
+	return nil, nil
+}
+
+// migrate runs TO's migration job unless the store already has ToSchema,
+// waits for the store to settle and verifies the schema.
+func (u *upgradeRun) migrate(ctx context.Context, h plan.Hop) (map[string]any, error) {
+	step := StepID(h, StepMigrate)
+	st, err := u.timedWait(ctx, step, "settle", settledGate())
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]any{"from_schema": st.SchemaVersion, "to_schema": h.ToSchema}
+	if h.ToSchema != 0 && st.SchemaVersion >= h.ToSchema {
+		u.emit(Event{Type: EventNote, Step: step, Message: fmt.Sprintf("store already has schema %d: migration not run", st.SchemaVersion)})
+		out["job"] = false
+	} else {
+		start := time.Now()
+		job := u.app.MigrateJob(h.ToSchema)
+		output, err := u.drv.RunJob(ctx, h.To.String(), job)
+		u.track("migration", start)
+		if err != nil {
+			return nil, fmt.Errorf("run migration job of %s to schema %d: %w%s", h.To, h.ToSchema, err, tail(output))
+		}
+		out["job"] = true
+		u.log.Debug("migration job output", "step", step, "output", string(output))
+	}
+	st, err = u.timedWait(ctx, step, "settle", settledGate())
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case h.ToSchema == 0:
+	case st.SchemaVersion == 0:
+		u.emit(Event{Type: EventNote, Step: step, Message: "the cluster does not report its schema: migration not verified"})
+	case st.SchemaVersion != h.ToSchema:
+		return nil, fmt.Errorf("%w: the store has schema %d after the migration, want %d", ErrSchemaMismatch, st.SchemaVersion, h.ToSchema)
+	}
+	return out, nil
+}
+
+// tail returns the last lines of a job's output, for an error message.
+func tail(output []byte) string {
+	s := strings.TrimSpace(string(output))
+	if s == "" {
+		return ""
+	}
+	lines := strings.Split(s, "\n")
+	if len(lines) > 5 {
+		lines = lines[len(lines)-5:]
+	}
+	return "\n  " + strings.Join(lines, "\n  ")
+}
+
+// finalize checks every replica runs TO; the done record marks the hop.
+func (u *upgradeRun) finalize(ctx context.Context, h plan.Hop) (map[string]any, error) {
+	reps, err := u.drv.Replicas(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list replicas: %w", err)
+	}
+	var behind []string
+	for _, r := range reps {
+		if !sameVersion(r.Version, h.To) {
+			behind = append(behind, r.ID+" on "+r.Version)
+		}
+	}
+	if len(behind) > 0 {
+		return nil, fmt.Errorf("finalize %s: %w: %s", h.ID(), ErrUnexpectedVersion, strings.Join(behind, ", "))
+	}
+	return map[string]any{"version": h.To.String()}, nil
+}
+
+var _ = errors.New
+var _ = journal.Note

@@ -1,0 +1,337 @@
+package upgrade
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/Masterminds/semver/v3"
+
+	"github.com/ladder-dev/ladder/driver"
+)
+
+// gate is a condition the wait helper waits for. ok says whether the
+// cluster is there, and if not, why not (for progress and diagnosis).
+type gate struct {
+	what string
+	ok   func(st driver.Status, reps []driver.Replica) (bool, string)
+}
+
+// settledGate: every replica healthy, UI up, a voter; every table ready.
+func settledGate() gate {
+	return gate{what: "store settled", ok: func(st driver.Status, reps []driver.Replica) (bool, string) {
+		if why := replicasProblem(st, reps); why != "" {
+			return false, why
+		}
+		if why := lagProblem(st); why != "" {
+			return false, why
+		}
+		if !st.Store.Settled {
+			return false, "store not settled"
+		}
+		return true, ""
+	}}
+}
+
+// replicaGate: replica id healthy, UI up, and (if v is set) running v as
+// both the driver and the replica itself report.
+func replicaGate(id string, v *semver.Version) gate {
+	what := id + " healthy"
+	if v != nil {
+		what += " on " + v.String()
+	}
+	return gate{what: what, ok: func(st driver.Status, reps []driver.Replica) (bool, string) {
+		rs, found := st.Replica(id)
+		switch {
+		case !found:
+			return false, id + " missing from cluster status"
+		case !rs.Healthy:
+			return false, id + " " + notAnswering(rs)
+		case !rs.UI:
+			return false, id + " UI not answering"
+		}
+		if v != nil {
+			if rs.Version != "" && !sameVersion(rs.Version, v) {
+				return false, fmt.Sprintf("%s still reports release %s", id, rs.Version)
+			}
+			for _, r := range reps {
+				if r.ID == id && !sameVersion(r.Version, v) {
+					return false, fmt.Sprintf("%s runs %s, not %s", id, r.Version, v)
+				}
+			}
+		}
+		return true, ""
+	}}
+}
+
+func notAnswering(rs driver.ReplicaStatus) string {
+	if rs.Error != "" {
+		return "not answering: " + rs.Error
+	}
+	return "not healthy"
+}
+
+// replicasProblem names the first replica that is not healthy, UI up and a
+// voter, or returns "".
+func replicasProblem(st driver.Status, reps []driver.Replica) string {
+	for _, r := range reps {
+		if _, ok := st.Replica(r.ID); !ok {
+			return r.ID + " missing from cluster status"
+		}
+	}
+	for _, rs := range st.Replicas {
+		switch {
+		case !rs.Healthy:
+			return rs.ID + " " + notAnswering(rs)
+		case !rs.UI:
+			return rs.ID + " UI not answering"
+		case !rs.Voter:
+			return rs.ID + " is not a voting member"
+		}
+	}
+	return ""
+}
+
+// lagProblem describes the largest table gap, or returns "".
+func lagProblem(st driver.Status) string {
+	lags := lagsOf(st)
+	if len(lags) == 0 {
+		return ""
+	}
+	l := lags[0]
+	more := ""
+	if len(lags) > 1 {
+		more = fmt.Sprintf(" (and %d more)", len(lags)-1)
+	}
+	return fmt.Sprintf("%s behind on table %s/%s: applied %d of %d%s", l.Replica, l.DB, l.Table, l.Applied, l.Revision, more)
+}
+
+// lagsOf lists every replica that answers and is behind on a table,
+// largest gap first.
+func lagsOf(st driver.Status) []Lag {
+	var lags []Lag
+	for _, t := range st.Store.Tables {
+		for _, id := range t.Lagging {
+			applied, ok := t.Applied[id]
+			if !ok {
+				continue // not answering: reported as unhealthy
+			}
+			lags = append(lags, Lag{Replica: id, DB: t.DB, Table: t.Name, Applied: applied, Revision: t.Revision})
+		}
+	}
+	slices.SortStableFunc(lags, func(a, b Lag) int {
+		ga, gb := a.Revision-a.Applied, b.Revision-b.Applied
+		if ga != gb {
+			if ga > gb {
+				return -1
+			}
+			return 1
+		}
+		if a.Replica != b.Replica {
+			if a.Replica < b.Replica {
+				return -1
+			}
+			return 1
+		}
+		return 0
+	})
+	return lags
+}
+
+// snapshot is what progress is measured on.
+type snapshot struct {
+	replicas map[string]replicaMark
+	behind   int // replicas that are not fine
+}
+
+type replicaMark struct {
+	healthy, ui, voter bool
+	index              uint64
+	applied            map[string]int64 // db/table → applied
+	fine               bool
+}
+
+func snapshotOf(st driver.Status) snapshot {
+	s := snapshot{replicas: map[string]replicaMark{}}
+	for _, rs := range st.Replicas {
+		s.replicas[rs.ID] = replicaMark{healthy: rs.Healthy, ui: rs.UI, voter: rs.Voter, index: rs.AppliedIndex,
+			applied: map[string]int64{}, fine: rs.Healthy && rs.UI && rs.Voter}
+	}
+	for _, t := range st.Store.Tables {
+		key := t.DB + "/" + t.Name
+		for id, a := range t.Applied {
+			if m, ok := s.replicas[id]; ok {
+				m.applied[key] = a
+			}
+		}
+		for _, id := range t.Lagging {
+			if m, ok := s.replicas[id]; ok {
+				m.fine = false
+				s.replicas[id] = m
+			}
+		}
+	}
+	for _, m := range s.replicas {
+		if !m.fine {
+			s.behind++
+		}
+	}
+	return s
+}
+
+// progressSince reports whether a replica that was behind in prev moved:
+// became healthy, answered its UI, became a voter, applied more; or fewer
+// replicas are behind.
+func (s snapshot) progressSince(prev snapshot) bool {
+	if s.behind < prev.behind {
+		return true
+	}
+	for id, m := range s.replicas {
+		p, ok := prev.replicas[id]
+		if !ok || p.fine {
+			continue
+		}
+		if (m.healthy && !p.healthy) || (m.ui && !p.ui) || (m.voter && !p.voter) || m.index > p.index {
+			return true
+		}
+		for k, a := range m.applied {
+			if a > p.applied[k] {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// diagnose explains a stall from the last status.
+func diagnose(st driver.Status, reps []driver.Replica, why string, statusErr error) *StallError {
+	e := &StallError{}
+	if statusErr != nil {
+		e.Reason = "cluster status unavailable: " + statusErr.Error()
+		return e
+	}
+	for _, r := range reps {
+		if _, ok := st.Replica(r.ID); !ok {
+			e.Replica, e.Reason = r.ID, "missing from cluster status"
+			return e
+		}
+	}
+	for _, rs := range st.Replicas {
+		switch {
+		case !rs.Healthy:
+			e.Replica, e.Reason = rs.ID, notAnswering(rs)
+			return e
+		case !rs.UI:
+			e.Replica, e.Reason = rs.ID, "UI not answering"
+			return e
+		case !rs.Voter:
+			e.Replica, e.Reason = rs.ID, "is not a voting member"
+			return e
+		}
+	}
+	if lags := lagsOf(st); len(lags) > 0 {
+		l := lags[0]
+		e.Replica, e.DB, e.Table, e.Applied, e.Revision = l.Replica, l.DB, l.Table, l.Applied, l.Revision
+		return e
+	}
+	e.Reason = why
+	return e
+}
+
+// wait polls the cluster until g holds. It returns the last status and,
+// on failure, a *StallError (nothing moved for StallAfter), an error
+// wrapping ErrWaitTimeout (still moving after MaxWait) or the context's
+// cause.
+func (r *runner) wait(ctx context.Context, step string, g gate) (driver.Status, error) {
+	start := time.Now()
+	var lastProgress time.Time // set by the first probe
+	probes := 0
+	var (
+		st       driver.Status
+		reps     []driver.Replica
+		prev     *snapshot
+		why      string
+		lastWhy  string
+		probeErr error
+	)
+	for {
+		var err error
+		reps, err = r.drv.Replicas(ctx)
+		if err == nil {
+			st, err = r.app.Status(ctx, reps)
+		}
+		if ctx.Err() != nil {
+			return st, r.waitErr(g, context.Cause(ctx), why)
+		}
+		probeErr = err
+		probes++
+		if probes == 1 {
+			lastProgress = time.Now()
+		}
+		if err == nil {
+			ok, w := g.ok(st, reps)
+			if ok {
+				return st, nil
+			}
+			why = w
+			snap := snapshotOf(st)
+			if prev != nil && snap.progressSince(*prev) {
+				lastProgress = time.Now()
+			}
+			prev = &snap
+		} else {
+			why = "cluster status unavailable: " + err.Error()
+		}
+		now := time.Now()
+		if idle := now.Sub(lastProgress); probes > 1 && idle >= r.opts.StallAfter {
+			e := diagnose(st, reps, why, probeErr)
+			e.Gate, e.For = g.what, idle
+			return st, e
+		}
+		if now.Sub(start) >= r.opts.MaxWait {
+			return st, fmt.Errorf("wait for %s: %w after %s, still catching up: %s", g.what, ErrWaitTimeout, roundDuration(r.opts.MaxWait), why)
+		}
+		if why != lastWhy {
+			lastWhy = why
+			fields := map[string]any{"gate": g.what, "waited": now.Sub(start)}
+			if probeErr == nil {
+				fields["lagging"] = lagsOf(st)
+				fields["unhealthy"] = unhealthyOf(st)
+			}
+			r.emit(Event{Type: EventWaitProgress, Step: step, Message: why, Fields: fields})
+		}
+		t := time.NewTimer(r.opts.PollInterval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return st, r.waitErr(g, context.Cause(ctx), why)
+		case <-t.C:
+		}
+	}
+}
+
+func (r *runner) waitErr(g gate, cause error, why string) error {
+	if why == "" {
+		return fmt.Errorf("wait for %s: %w", g.what, cause)
+	}
+	return fmt.Errorf("wait for %s: %w (last seen: %s)", g.what, cause, why)
+}
+
+func unhealthyOf(st driver.Status) []string {
+	var ids []string
+	for _, rs := range st.Replicas {
+		if !rs.Healthy || !rs.UI || !rs.Voter {
+			ids = append(ids, rs.ID)
+		}
+	}
+	return ids
+}
+
+// isStall reports whether err is (or wraps) a stall.
+func isStall(err error) (*StallError, bool) {
+	var se *StallError
+	ok := errors.As(err, &se)
+	return se, ok
+}
