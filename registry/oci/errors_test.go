@@ -275,6 +275,30 @@ func TestNilCheckAdminRefusesPushes(t *testing.T) {
 	}
 }
 
+func TestPingChallenge(t *testing.T) {
+	rep := newReplica(t, oci.NewMemoryMetadata(), t.TempDir(), func(o *oci.Options) { o.PingChallenge = true })
+	tests := []struct {
+		name       string
+		call       call
+		wantStatus int
+	}{
+		{name: "ping anonymous is challenged", call: call{method: http.MethodGet, path: "/v2/", anonymous: true}, wantStatus: http.StatusUnauthorized},
+		{name: "ping with credentials", call: call{method: http.MethodGet, path: "/v2/"}, wantStatus: http.StatusOK},
+		{name: "pull stays anonymous", call: call{method: http.MethodGet, path: "/v2/_catalog", anonymous: true}, wantStatus: http.StatusOK},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := rep.do(t, tc.call)
+			if resp.StatusCode != tc.wantStatus {
+				t.Fatalf("status = %d, want %d", resp.StatusCode, tc.wantStatus)
+			}
+			if tc.wantStatus == http.StatusUnauthorized && !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Basic ") {
+				t.Errorf("WWW-Authenticate = %q", resp.Header.Get("WWW-Authenticate"))
+			}
+		})
+	}
+}
+
 func TestPruneUploads(t *testing.T) {
 	dir := t.TempDir()
 	rep := newReplica(t, oci.NewMemoryMetadata(), dir)

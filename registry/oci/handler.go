@@ -39,6 +39,12 @@ type Options struct {
 	// Logger receives one debug record per request and warnings for server
 	// errors. Nil discards.
 	Logger *slog.Logger
+	// PingChallenge makes GET /v2/ without credentials answer 401 with a
+	// Basic challenge. Clients that send credentials only after such a
+	// challenge (the Docker CLI) need it to push; with it, the Docker CLI
+	// also needs credentials to pull. Other requests are unaffected: pulls
+	// stay anonymous for clients that go ahead without credentials.
+	PingChallenge bool
 	// OnEvent, if set, is called synchronously after each successful push,
 	// mount or delete. It must not block.
 	OnEvent func(Event)
@@ -62,6 +68,7 @@ type handler struct {
 	maxBlob     int64
 	log         *slog.Logger
 	onEvent     func(Event)
+	challenge   bool
 }
 
 // NewHandler returns the OCI distribution API. Mount it at "/v2/" without
@@ -75,6 +82,7 @@ func NewHandler(opts Options) http.Handler {
 		maxBlob:     opts.MaxBlobBytes,
 		log:         opts.Logger,
 		onEvent:     opts.OnEvent,
+		challenge:   opts.PingChallenge,
 	}
 	if h.maxManifest <= 0 {
 		h.maxManifest = DefaultMaxManifestBytes
@@ -245,7 +253,7 @@ func (h *handler) ping(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, errUnsupported)
 		return
 	}
-	if r.Header.Get("Authorization") != "" && !h.authorized(r) {
+	if (h.challenge || r.Header.Get("Authorization") != "") && !h.authorized(r) {
 		writeError(w, r, errUnauthorized)
 		return
 	}

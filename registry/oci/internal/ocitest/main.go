@@ -38,6 +38,7 @@ func run() error {
 	blobs := flag.String("blobs", "", "blob folder (default: a new temporary folder, removed on exit)")
 	password := flag.String("password", "", "password of user admin (push and delete); empty: no pushes")
 	verbose := flag.Bool("v", false, "log every request")
+	challenge := flag.Bool("ping-challenge", false, "challenge GET /v2/ without credentials (lets the Docker CLI push)")
 	flag.Parse()
 
 	level := slog.LevelInfo
@@ -63,10 +64,11 @@ func run() error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/v2/", oci.NewHandler(oci.Options{
-		Meta:       oci.NewMemoryMetadata(),
-		BlobDir:    dir,
-		CheckAdmin: check,
-		Logger:     logger,
+		Meta:          oci.NewMemoryMetadata(),
+		BlobDir:       dir,
+		CheckAdmin:    check,
+		Logger:        logger,
+		PingChallenge: *challenge,
 	}))
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
