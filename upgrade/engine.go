@@ -244,11 +244,6 @@ type stepDef struct {
 	act func(ctx context.Context) (map[string]any, error)
 }
 
-// knobError marks an error returned by a testing knob.
-type knobError struct{ err error }
-
-func (k knobError) Error() string { return k.err.Error() }
-
 // step runs s with the journal protocol: skip if done; refuse if
 // interrupted and not repeatable; intent, act (retrying after a
 // remediated stall), done.
@@ -281,7 +276,7 @@ func (u *upgradeRun) step(ctx context.Context, s stepDef) error {
 	}
 	if k := u.opts.Knobs.BeforeAct; k != nil {
 		if err := k(s.id); err != nil {
-			return knobError{err}
+			return err
 		}
 	}
 	msg := ""
@@ -310,17 +305,12 @@ func (u *upgradeRun) step(ctx context.Context, s stepDef) error {
 			break
 		}
 		if rerr := u.remediate(ctx, HopPrefix(s.hop), s.id, stall); rerr != nil {
-			var ke knobError
-			if errors.As(rerr, &ke) {
-				return ke.err
+			if _, stalled := isStall(rerr); stalled {
+				continue // the round did not settle the store: retry the step, maybe another round
 			}
-			err = fmt.Errorf("%w; remediation round %d did not help: %w", err, u.rounds, rerr)
+			err = fmt.Errorf("%w; remediation round %d failed: %w", err, u.rounds, rerr)
 			break
 		}
-	}
-	var ke knobError
-	if errors.As(err, &ke) {
-		return ke.err
 	}
 	if err != nil {
 		se := &StepError{Step: s.id, Err: err, Hint: u.hint(err)}

@@ -1,0 +1,251 @@
+package upgrade_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/ladder-dev/ladder/journal"
+	"github.com/ladder-dev/ladder/upgrade"
+	"github.com/ladder-dev/ladder/upgrade/upgradetest"
+)
+
+// freezeAt freezes replica id when step is about to act.
+func freezeAt(c *upgradetest.Cluster, step, id string) func(string) error {
+	done := false
+	return func(s string) error {
+		if s == step && !done {
+			done = true
+			return c.Freeze(context.Background(), id)
+		}
+		return nil
+	}
+}
+
+func TestFrozenReplicaRemediated(t *testing.T) {
+	c := upgradetest.New("test", source, 3)
+	dir := t.TempDir()
+	p := makePlan(t, source, target)
+	opts := stallOptions()
+	// replica-2 freezes while hop 2 is about to replace replica-3: the
+	// settle wait before the replace stalls on it.
+	opts.Knobs.BeforeAct = freezeAt(c, upgrade.RollStepID(p.Hops[1], "replica-3", upgrade.StepReplace), "replica-2")
+	e, rec := engine(t, c, dir, opts)
+	if err := e.Run(context.Background(), p); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	assertUpgraded(t, c)
+	assertJournal(t, dir)
+
+	stalls := rec.ofType(upgrade.EventStall)
+	if len(stalls) != 1 || stalls[0].Replica != "replica-2" || !strings.Contains(stalls[0].Message, "replica-2 not answering") {
+		t.Fatalf("stall events = %+v, want one naming replica-2", stalls)
+	}
+	if c.Restarts("replica-2") != 5 {
+		t.Errorf("replica-2 started %d times, want 4 hops + 1 remediation", c.Restarts("replica-2"))
+	}
+	j, _ := journal.Open(dir)
+	sum, err := upgrade.Summarize(j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for _, r := range sum.Remediations {
+		actions = append(actions, r.Action+":"+r.Replica)
+	}
+	if strings.Join(actions, ",") != "start:,restart:replica-2,settled:" {
+		t.Errorf("remediation history %v", actions)
+	}
+	if sum.Remediations[0].For != upgrade.RollStepID(p.Hops[1], "replica-3", upgrade.StepReplace) {
+		t.Errorf("remediation for %q", sum.Remediations[0].For)
+	}
+	if sum.State != upgrade.StateDone || sum.Version != target || sum.Runs != 1 {
+		t.Errorf("summary: state=%s version=%s runs=%d", sum.State, sum.Version, sum.Runs)
+	}
+	for _, cat := range []string{"restart", "settle", "migration", "remediation", "backup"} {
+		if _, ok := sum.Timing[cat]; !ok {
+			t.Errorf("summary timing lacks %q: %v", cat, sum.Timing)
+		}
+	}
+	if len(sum.Backups) != 3 {
+		t.Errorf("summary lists %d backups, want 3", len(sum.Backups))
+	}
+}
+
+func TestFrozenReplicaWithoutRemediation(t *testing.T) {
+	c := upgradetest.New("test", source, 3)
+	dir := t.TempDir()
+	p := makePlan(t, source, target)
+	opts := stallOptions()
+	opts.Remediate = false
+	step := upgrade.RollStepID(p.Hops[1], "replica-3", upgrade.StepReplace)
+	opts.Knobs.BeforeAct = freezeAt(c, step, "replica-2")
+	e, rec := engine(t, c, dir, opts)
+	err := e.Run(context.Background(), p)
+	var stall *upgrade.StallError
+	var se *upgrade.StepError
+	if !errors.As(err, &stall) || !errors.As(err, &se) {
+		t.Fatalf("run: %v, want a StepError wrapping a StallError", err)
+	}
+	if stall.Replica != "replica-2" || se.Step != step {
+		t.Errorf("stall names %q at %q, want replica-2 at %s", stall.Replica, se.Step, step)
+	}
+	if !strings.Contains(se.Hint, "ladder restart --cluster test --rolling") || !strings.Contains(se.Hint, "ladder upgrade --cluster test --to 3.1.2") {
+		t.Errorf("hint %q", se.Hint)
+	}
+	if n := len(rec.ofType(upgrade.EventRemediation)); n != 0 {
+		t.Errorf("%d remediation events: remediation is off", n)
+	}
+
+	if err := c.Thaw(context.Background(), "replica-2"); err != nil {
+		t.Fatal(err)
+	}
+	opts.Knobs.BeforeAct = nil
+	e2, _ := engine(t, c, dir, opts)
+	if err := e2.Run(context.Background(), p); err != nil {
+		t.Fatalf("resume after thaw: %v", err)
+	}
+	assertUpgraded(t, c)
+	assertJournal(t, dir)
+}
+
+func TestStuckReplica(t *testing.T) {
+	tests := []struct {
+		name      string
+		cure      upgradetest.Cure
+		remediate bool
+		// wantErr: the run fails; else it completes.
+		wantErr bool
+		// restarts of replica-1 (a healthy one) on top of the 4 hops.
+		extraRestarts int
+		// rounds is the number of remediation rounds journaled.
+		rounds int
+	}{
+		{name: "cured by restarting it", cure: upgradetest.CureRestart, remediate: true, rounds: 1},
+		{name: "cured by restarting every replica", cure: upgradetest.CureRestartAll, remediate: true, extraRestarts: 1, rounds: 1},
+		{name: "never cured: budget used up", cure: upgradetest.CureNever, remediate: true, wantErr: true, extraRestarts: 2, rounds: 2},
+		{name: "remediation off", cure: upgradetest.CureRestart, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := upgradetest.New("test", source, 3)
+			dir := t.TempDir()
+			p := makePlan(t, source, target)
+			opts := stallOptions()
+			opts.Remediate = tt.remediate
+			step := upgrade.StepID(p.Hops[2], upgrade.StepPreflight)
+			opts.Knobs.BeforeAct = func(s string) error {
+				if s == step {
+					c.Stick("replica-2", tt.cure)
+				}
+				return nil
+			}
+			e, rec := engine(t, c, dir, opts)
+			err := e.Run(context.Background(), p)
+			if tt.wantErr {
+				var stall *upgrade.StallError
+				if !errors.As(err, &stall) {
+					t.Fatalf("run: %v, want a stall", err)
+				}
+				if stall.Replica != "replica-2" || stall.DB != "registry" || stall.Table == "" || stall.Applied >= stall.Revision {
+					t.Errorf("stall = %+v", stall)
+				}
+				want := "replica-2 stalled on table registry/" + stall.Table + ": applied "
+				if !strings.HasPrefix(stall.Error(), want) || !strings.Contains(stall.Error(), "(no progress for ") {
+					t.Errorf("stall message %q", stall.Error())
+				}
+			} else if err != nil {
+				t.Fatalf("run: %v", err)
+			} else {
+				assertUpgraded(t, c)
+				assertJournal(t, dir)
+			}
+			if got := c.Restarts("replica-1"); got != 4+tt.extraRestarts && !tt.wantErr {
+				t.Errorf("replica-1 started %d times, want %d", got, 4+tt.extraRestarts)
+			}
+			starts := 0
+			for _, ev := range rec.ofType(upgrade.EventRemediation) {
+				if ev.Fields["action"] == "start" {
+					starts++
+				}
+			}
+			if starts != tt.rounds {
+				t.Errorf("%d remediation rounds, want %d", starts, tt.rounds)
+			}
+		})
+	}
+}
+
+func TestUnansweringClusterStatus(t *testing.T) {
+	c := upgradetest.New("test", source, 3)
+	p := makePlan(t, source, target)
+	c.FailAt("", upgradetest.OpStatus, errors.New("no route to host"), 0)
+	opts := stallOptions()
+	opts.Remediate = false
+	e, _ := engine(t, c, t.TempDir(), opts)
+	err := e.Run(context.Background(), p)
+	var stall *upgrade.StallError
+	if !errors.As(err, &stall) || stall.Replica != "" || !strings.HasPrefix(stall.Error(), "cluster status unavailable: no route to host") {
+		t.Fatalf("run: %v", err)
+	}
+}
+
+func TestWaitProgressEvents(t *testing.T) {
+	c := upgradetest.New("test", source, 3)
+	c.CatchUp = 1
+	c.WritesWhileDown = 20
+	e, rec := engine(t, c, t.TempDir(), fastOptions())
+	if err := e.Run(context.Background(), makePlan(t, source, "2.2.5")); err != nil {
+		t.Fatal(err)
+	}
+	var lagged bool
+	for _, ev := range rec.ofType(upgrade.EventWaitProgress) {
+		if lags, ok := ev.Fields["lagging"].([]upgrade.Lag); ok && len(lags) > 0 && lags[0].Revision > lags[0].Applied {
+			lagged = true
+		}
+		if _, err := json.Marshal(ev); err != nil {
+			t.Fatalf("event does not encode: %v", err)
+		}
+	}
+	if !lagged {
+		t.Error("no wait-progress event reported a lagging replica with its numbers")
+	}
+}
+
+func TestPreflightRefusals(t *testing.T) {
+	tests := []struct {
+		name    string
+		setup   func(c *upgradetest.Cluster)
+		version string
+		want    error
+	}{
+		{name: "replica on an unexpected release", version: "2.1.1", want: upgrade.ErrUnexpectedVersion},
+		{name: "schema newer than FROM knows", version: source, setup: func(c *upgradetest.Cluster) { c.SetSchema(5) }, want: upgrade.ErrSchemaTooNew},
+		{name: "artifact missing", version: source, setup: func(c *upgradetest.Cluster) { c.RemoveArtifact("2.2.5") }, want: nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := upgradetest.New("test", tt.version, 3)
+			if tt.setup != nil {
+				tt.setup(c)
+			}
+			p := makePlan(t, source, target)
+			e, _ := engine(t, c, t.TempDir(), fastOptions())
+			err := e.Run(context.Background(), p)
+			var se *upgrade.StepError
+			if !errors.As(err, &se) || se.Step != upgrade.StepID(p.Hops[0], upgrade.StepPreflight) {
+				t.Fatalf("run: %v, want a preflight failure", err)
+			}
+			if tt.want != nil && !errors.Is(err, tt.want) {
+				t.Errorf("run: %v, want %v", err, tt.want)
+			}
+			for id, v := range c.Versions() {
+				if v != tt.version || c.Restarts(id) != 0 {
+					t.Errorf("%s touched by a refused preflight", id)
+				}
+			}
+		})
+	}
+}
