@@ -8,6 +8,7 @@ func commands(e *env) []*cobra.Command {
 		newCheckCmd(e),
 		newPlanCmd(e),
 		newCatalogCmd(e),
+		newImagesCmd(e),
 		newVersionCmd(e),
 	}
 }

@@ -1,0 +1,294 @@
+package docker
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"debug/elf"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/jsonstream"
+	"github.com/moby/moby/client"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ladder-dev/ladder/driver"
+)
+
+// Repository is the image repository of the reference registry's
+// releases: ladder-registry:VERSION.
+const Repository = "ladder-registry"
+
+// baseRepository holds the one image every release image is built on: the
+// static ladder binary, tagged by its content hash.
+const baseRepository = "ladder-registry-base"
+
+// Image labels.
+const (
+	labelImageVersion = "org.opencontainers.image.version"
+	labelRelease      = "ladder.release"
+)
+
+// Tag returns the image tag of version: OCI tags cannot hold '+', so build
+// metadata is written with '_' instead (1.0.0+b.5 → 1.0.0_b.5).
+func Tag(version string) string { return strings.ReplaceAll(version, "+", "_") }
+
+// ImageRef returns the image reference of version, ladder-registry:TAG.
+func ImageRef(version string) string { return Repository + ":" + Tag(version) }
+
+// Image is one built release image.
+type Image struct {
+	Version string `json:"version"`
+	Ref     string `json:"ref"`
+	ID      string `json:"id"`
+	// Size is the image's size in bytes; every release image shares the
+	// one layer holding the binary, so the set costs about one Size.
+	Size     int64         `json:"size"`
+	Duration time.Duration `json:"duration_ns"`
+}
+
+// IsStatic reports whether the ELF executable at path is statically
+// linked: no program interpreter and no shared libraries, so it runs in an
+// image built FROM scratch.
+func IsStatic(path string) (bool, error) {
+	f, err := elf.Open(path)
+	if err != nil {
+		return false, fmt.Errorf("inspect binary %s: %w", path, err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return false, nil
+		}
+	}
+	libs, err := f.ImportedLibraries()
+	if err != nil {
+		return false, fmt.Errorf("inspect binary %s: %w", path, err)
+	}
+	return len(libs) == 0, nil
+}
+
+// BuildBinary builds a static ladder binary (CGO_ENABLED=0, stripped) from
+// the module source at srcDir into out, with the go command on PATH.
+func BuildBinary(ctx context.Context, srcDir, out string) error {
+	cmd := exec.CommandContext(ctx, "go", "build", "-ldflags", "-s -w", "-o", out, "./cmd/ladder")
+	cmd.Dir = srcDir
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("build ladder binary in %s: %w: %s", srcDir, err, tail(b, 15))
+	}
+	return nil
+}
+
+// ModuleRoot returns the folder of ladder's source tree that holds dir, or
+// "" if dir is not inside it.
+func ModuleRoot(dir string) string {
+	for {
+		data, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+		if err == nil {
+			first, _, _ := strings.Cut(string(data), "\n")
+			if strings.TrimSpace(first) == "module github.com/ladder-dev/ladder" {
+				return dir
+			}
+			return ""
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return ""
+		}
+		dir = parent
+	}
+}
+
+// BuildImages builds ladder-registry:TAG for every version from the static
+// ladder binary at binary. The binary goes into one base image FROM
+// scratch (built once per binary content, reused when present), and each
+// release image adds only metadata on top of it: its entrypoint
+// `/ladder registry serve --release VERSION` (the release stamp) and the
+// labels org.opencontainers.image.version and ladder.release. Building
+// every release therefore sends the binary once and stores it once; the
+// release images are built a few at a time.
+//
+// The stamp is in the entrypoint rather than linked into the binary with
+// -ldflags -X (registry.StampedRelease) because a stamped binary per
+// release would mean one build and one layer per release.
+//
+// progress, if not nil, is called after each image is built, from one
+// goroutine at a time.
+func BuildImages(ctx context.Context, cli *client.Client, binary string, versions []string, progress func(Image)) ([]Image, error) {
+	for _, v := range versions {
+		if _, err := checkRelease(v); err != nil {
+			return nil, err
+		}
+	}
+	static, err := IsStatic(binary)
+	if err != nil {
+		return nil, err
+	}
+	if !static {
+		return nil, fmt.Errorf("build images: %s is dynamically linked and cannot run in an image FROM scratch (build it with CGO_ENABLED=0)", binary)
+	}
+	base, err := buildBase(ctx, cli, binary)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Image, len(versions))
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(4)
+	for i, v := range versions {
+		g.Go(func() error {
+			img, err := buildRelease(gctx, cli, base, v)
+			if err != nil {
+				return err
+			}
+			out[i] = img
+			if progress != nil {
+				mu.Lock()
+				progress(img)
+				mu.Unlock()
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// buildBase builds (or finds) the base image holding binary and returns
+// its reference.
+func buildBase(ctx context.Context, cli *client.Client, binary string) (string, error) {
+	bin, err := os.ReadFile(binary)
+	if err != nil {
+		return "", fmt.Errorf("build images: read binary: %w", err)
+	}
+	sum := sha256.Sum256(bin)
+	ref := baseRepository + ":" + hex.EncodeToString(sum[:])[:16]
+	if _, err := cli.ImageInspect(ctx, ref); err == nil {
+		return ref, nil
+	} else if !cerrdefs.IsNotFound(err) {
+		return "", fmt.Errorf("build images: inspect %s: %w", ref, err)
+	}
+	dockerfile := "FROM scratch\nCOPY ladder /ladder\nENTRYPOINT [\"/ladder\"]\n"
+	buildCtx, err := tarFiles(map[string][]byte{"Dockerfile": []byte(dockerfile), "ladder": bin})
+	if err != nil {
+		return "", err
+	}
+	if _, err := build(ctx, cli, buildCtx, client.ImageBuildOptions{Tags: []string{ref}}); err != nil {
+		return "", fmt.Errorf("build base image %s: %w", ref, err)
+	}
+	return ref, nil
+}
+
+// buildRelease builds ladder-registry:TAG of version on base.
+func buildRelease(ctx context.Context, cli *client.Client, base, version string) (Image, error) {
+	start := time.Now()
+	ref := ImageRef(version)
+	dockerfile := fmt.Sprintf("FROM %s\nENTRYPOINT [\"/ladder\", \"registry\", \"serve\", \"--release\", %q]\nLABEL %s=%q %s=%q\n",
+		base, version, labelImageVersion, version, labelRelease, version)
+	buildCtx, err := tarFiles(map[string][]byte{"Dockerfile": []byte(dockerfile)})
+	if err != nil {
+		return Image{}, err
+	}
+	id, err := build(ctx, cli, buildCtx, client.ImageBuildOptions{Tags: []string{ref}})
+	if err != nil {
+		return Image{}, fmt.Errorf("build image %s: %w", ref, err)
+	}
+	insp, err := cli.ImageInspect(ctx, ref)
+	if err != nil {
+		return Image{}, fmt.Errorf("build image %s: inspect: %w", ref, err)
+	}
+	if id == "" {
+		id = insp.ID
+	}
+	return Image{Version: version, Ref: ref, ID: id, Size: insp.Size, Duration: time.Since(start)}, nil
+}
+
+// build runs one classic-builder build and returns the image id it
+// reports. Build errors arrive in the stream, not as an HTTP status.
+func build(ctx context.Context, cli *client.Client, buildCtx io.Reader, opts client.ImageBuildOptions) (string, error) {
+	opts.Remove = true
+	opts.ForceRemove = true
+	res, err := cli.ImageBuild(ctx, buildCtx, opts)
+	if err != nil {
+		return "", err
+	}
+	defer res.Body.Close()
+	var (
+		id  string
+		log bytes.Buffer
+	)
+	dec := json.NewDecoder(res.Body)
+	for {
+		var m jsonstream.Message
+		if err := dec.Decode(&m); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return "", fmt.Errorf("read build output: %w", err)
+		}
+		if m.Error != nil {
+			return "", fmt.Errorf("%s: %s", m.Error.Message, tail(log.Bytes(), 10))
+		}
+		log.WriteString(m.Stream)
+		if m.Aux != nil {
+			var aux struct {
+				ID string `json:"ID"`
+			}
+			if json.Unmarshal(*m.Aux, &aux) == nil && aux.ID != "" {
+				id = aux.ID
+			}
+		}
+	}
+	return id, nil
+}
+
+// tarFiles returns an uncompressed tar archive of files (name → content),
+// executable where the name has no extension and is not a Dockerfile.
+func tarFiles(files map[string][]byte) (io.Reader, error) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, name := range sortedKeys(files) {
+		mode := int64(0o644)
+		if name != "Dockerfile" && filepath.Ext(name) == "" {
+			mode = 0o755
+		}
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: mode, Size: int64(len(files[name])),
+			Typeflag: tar.TypeReg, ModTime: time.Unix(0, 0)}); err != nil {
+			return nil, fmt.Errorf("write build context: %w", err)
+		}
+		if _, err := tw.Write(files[name]); err != nil {
+			return nil, fmt.Errorf("write build context: %w", err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, fmt.Errorf("write build context: %w", err)
+	}
+	return &buf, nil
+}
+
+// checkImage returns driver.ErrNoArtifact, with the command that builds
+// it, if version's image is not present.
+func checkImage(ctx context.Context, cli *client.Client, version string) error {
+	ref := ImageRef(version)
+	_, err := cli.ImageInspect(ctx, ref)
+	if cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("%w: image %s is not present (build it with: ladder images build --versions %s)", driver.ErrNoArtifact, ref, version)
+	}
+	if err != nil {
+		return fmt.Errorf("inspect image %s: %w", ref, err)
+	}
+	return nil
+}

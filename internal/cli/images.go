@@ -1,0 +1,186 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ladder-dev/ladder/catalog"
+	"github.com/ladder-dev/ladder/driver"
+	"github.com/ladder-dev/ladder/driver/docker"
+)
+
+func newImagesCmd(e *env) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "images",
+		Short: "Build the reference registry's release images for the docker driver",
+		Long: `The docker driver runs each release of the reference registry from a local
+image, ladder-registry:VERSION, built FROM scratch from a static ladder
+binary. No image is ever pulled.`,
+	}
+	c.AddCommand(newImagesBuildCmd(e))
+	return c
+}
+
+type imagesJSON struct {
+	Binary   string         `json:"binary"`
+	Images   []docker.Image `json:"images"`
+	Duration time.Duration  `json:"duration_ns"`
+}
+
+func newImagesBuildCmd(e *env) *cobra.Command {
+	var (
+		versions []string
+		binary   string
+		out      outputFlag
+	)
+	c := &cobra.Command{
+		Use:   "build",
+		Short: "Build ladder-registry:VERSION images FROM scratch",
+		Long: `Build builds one image per release, ladder-registry:VERSION (build metadata
+written with '_' in the tag), from a static ladder binary:
+
+  - with --binary, that binary (it must be statically linked);
+  - run from ladder's source tree, a binary built from it with
+    CGO_ENABLED=0 (the go command must be on PATH);
+  - otherwise this ladder executable, if it is statically linked.
+
+Every release image is the same binary plus the release's metadata
+(LADDER_RELEASE, the labels org.opencontainers.image.version and
+ladder.release, and the entrypoint "/ladder registry serve"), so the images
+share one layer and building all of them takes seconds. Without --versions
+every release of the built-in catalog is built.`,
+		Example: `  ladder images build
+  ladder images build --versions 2.1.4,2.2.4,3.0.1`,
+		Args: exactArgs(),
+		RunE: func(c *cobra.Command, args []string) error {
+			if len(versions) == 0 {
+				for _, r := range catalog.Builtin().Releases() {
+					versions = append(versions, r.Version.String())
+				}
+			}
+			for i, s := range versions {
+				v, err := parseVersion("--versions", s)
+				if err != nil {
+					return err
+				}
+				if !catalog.Builtin().Contains(v) {
+					return usageErr("--versions: release %s is not in the built-in catalog (see: ladder catalog)", v)
+				}
+				versions[i] = v.String()
+			}
+			start := time.Now()
+			bin, cleanup, err := imageBinary(e, binary)
+			if err != nil {
+				return err
+			}
+			defer cleanup()
+			cli, err := docker.NewClient()
+			if err != nil {
+				return err
+			}
+			defer cli.Close()
+			if err := docker.Ping(e.ctx, cli); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stderr, "building %d images from %s\n", len(versions), bin)
+			imgs, err := docker.BuildImages(e.ctx, cli, bin, versions, func(img docker.Image) {
+				if !out.json() {
+					fmt.Fprintf(e.stderr, "  %s  %.1fs\n", img.Ref, img.Duration.Seconds())
+				}
+			})
+			if err != nil {
+				if errors.Is(err, driver.ErrNoArtifact) {
+					return withCode(ExitUsage, err)
+				}
+				return err
+			}
+			res := imagesJSON{Binary: bin, Images: imgs, Duration: time.Since(start)}
+			if out.json() {
+				return writeJSON(e.stdout, res)
+			}
+			tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "IMAGE\tID\tSIZE\tBUILD")
+			for _, img := range imgs {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%.1fs\n", img.Ref, shortID(img.ID), humanBytes(img.Size), img.Duration.Seconds())
+			}
+			tw.Flush()
+			fmt.Fprintf(e.stderr, "built %d images in %.1fs (they share one %s layer)\n", len(imgs), res.Duration.Seconds(), sharedSize(imgs))
+			return nil
+		},
+	}
+	c.Flags().StringSliceVar(&versions, "versions", nil, "releases to build, comma-separated (default: every built-in release)")
+	c.Flags().StringVar(&binary, "binary", "", "static ladder binary to put in the images (default: built from source, or this executable)")
+	out.register(c)
+	return c
+}
+
+// imageBinary finds or builds the static ladder binary for the images.
+func imageBinary(e *env, binary string) (string, func(), error) {
+	nop := func() {}
+	if binary != "" {
+		return binary, nop, nil
+	}
+	if wd, err := os.Getwd(); err == nil {
+		if root := docker.ModuleRoot(wd); root != "" {
+			if _, err := exec.LookPath("go"); err == nil {
+				dir, err := os.MkdirTemp("", "ladder-image-")
+				if err != nil {
+					return "", nop, fmt.Errorf("build ladder binary: %w", err)
+				}
+				cleanup := func() { os.RemoveAll(dir) }
+				bin := filepath.Join(dir, "ladder")
+				start := time.Now()
+				fmt.Fprintf(e.stderr, "building a static ladder binary from %s\n", root)
+				if err := docker.BuildBinary(e.ctx, root, bin); err != nil {
+					cleanup()
+					return "", nop, err
+				}
+				fmt.Fprintf(e.stderr, "  built in %.1fs\n", time.Since(start).Seconds())
+				return bin, cleanup, nil
+			}
+		}
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return "", nop, fmt.Errorf("find the ladder binary: %w", err)
+	}
+	static, err := docker.IsStatic(exe)
+	if err != nil {
+		return "", nop, err
+	}
+	if !static {
+		return "", nop, usageErr("%s is dynamically linked and cannot run in an image FROM scratch: run from ladder's source tree, or pass --binary with a CGO_ENABLED=0 build", exe)
+	}
+	return exe, nop, nil
+}
+
+func shortID(id string) string {
+	if len(id) > 19 {
+		return id[:19]
+	}
+	return id
+}
+
+func sharedSize(imgs []docker.Image) string {
+	if len(imgs) == 0 {
+		return "0 B"
+	}
+	return humanBytes(imgs[0].Size)
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
