@@ -8,6 +8,10 @@ func commands(e *env) []*cobra.Command {
 		newCheckCmd(e),
 		newPlanCmd(e),
 		newCatalogCmd(e),
+		newClusterCmd(e),
+		newUpgradeCmd(e),
+		newStatusCmd(e),
+		newRestartCmd(e),
 		newImagesCmd(e),
 		newVersionCmd(e),
 	}

@@ -1,0 +1,534 @@
+package local
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/ladder-dev/ladder/catalog"
+	"github.com/ladder-dev/ladder/driver"
+	"github.com/ladder-dev/ladder/policy"
+)
+
+// Name is the driver's name in cluster records.
+const Name = "local"
+
+// Options configure the driver.
+type Options struct {
+	// Home is ladder's state folder (driver.Home()).
+	Home string
+	// Binary is the ladder binary replicas run; default: this executable.
+	Binary string
+	// StopGrace is how long a replica gets to stop after SIGTERM before
+	// SIGKILL; default 10s.
+	StopGrace time.Duration
+	// StartTimeout bounds the wait for a started replica to listen;
+	// default 60s.
+	StartTimeout time.Duration
+	Logger       *slog.Logger
+}
+
+// Driver is the local driver, bound to one cluster.
+type Driver struct {
+	name string
+	dir  string
+	opts Options
+	mu   sync.Mutex
+	st   state
+}
+
+type state struct {
+	BlobDir           string         `json:"blob_dir"`
+	AdminPasswordFile string         `json:"admin_password_file"`
+	Replicas          []replicaState `json:"replicas"`
+}
+
+type replicaState struct {
+	ID         string `json:"id"`
+	Version    string `json:"version"`
+	HTTPPort   int    `json:"http_port"`
+	PeerPort   int    `json:"peer_port"`
+	ClientPort int    `json:"client_port"`
+	PID        int    `json:"pid"`
+}
+
+var _ driver.Driver = (*Driver)(nil)
+var _ driver.Freezer = (*Driver)(nil)
+var _ driver.ArtifactChecker = (*Driver)(nil)
+
+func (o *Options) defaults() error {
+	if o.Binary == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("find the ladder binary: %w", err)
+		}
+		o.Binary = exe
+	}
+	if o.StopGrace == 0 {
+		o.StopGrace = 10 * time.Second
+	}
+	if o.StartTimeout == 0 {
+		o.StartTimeout = 60 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// Open binds the driver to an existing cluster.
+func Open(name string, opts Options) (*Driver, error) {
+	if err := opts.defaults(); err != nil {
+		return nil, err
+	}
+	d := &Driver{name: name, dir: driver.ClusterDir(opts.Home, name), opts: opts}
+	data, err := os.ReadFile(d.statePath())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%w %q", driver.ErrNoCluster, name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read cluster state: %w", err)
+	}
+	if err := json.Unmarshal(data, &d.st); err != nil {
+		return nil, fmt.Errorf("read cluster state %s: %w", d.statePath(), err)
+	}
+	return d, nil
+}
+
+// Create makes the cluster folder and starts every replica. It returns once
+// every replica process listens; waiting for the store to settle is the
+// caller's job. On failure nothing is left running and the folder is
+// removed; the error carries the tail of the failing replica's log.
+func Create(ctx context.Context, spec driver.Spec, opts Options) (*Driver, error) {
+	if err := opts.defaults(); err != nil {
+		return nil, err
+	}
+	if err := driver.ValidateName(spec.Cluster); err != nil {
+		return nil, err
+	}
+	if spec.Replicas < 1 || spec.Replicas > 9 {
+		return nil, fmt.Errorf("invalid replica count %d: use 1 to 9 (3 or 5 tolerate a failed replica)", spec.Replicas)
+	}
+	if _, err := checkRelease(spec.Version); err != nil {
+		return nil, err
+	}
+	dir := driver.ClusterDir(opts.Home, spec.Cluster)
+	if _, err := os.Stat(dir); err == nil {
+		return nil, fmt.Errorf("%w: %q is at %s (remove it with: ladder cluster destroy --cluster %s)",
+			driver.ErrClusterExists, spec.Cluster, dir, spec.Cluster)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "blobs"), 0o755); err != nil {
+		return nil, fmt.Errorf("create cluster folder: %w", err)
+	}
+	d := &Driver{name: spec.Cluster, dir: dir, opts: opts}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = d.Destroy(context.WithoutCancel(ctx))
+		}
+	}()
+	pw := spec.AdminPassword
+	if pw == "" {
+		pw = generatePassword()
+	}
+	pwFile := filepath.Join(dir, "admin-password")
+	if err := os.WriteFile(pwFile, []byte(pw+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("write admin password: %w", err)
+	}
+	ports, err := freePorts(3 * spec.Replicas)
+	if err != nil {
+		return nil, err
+	}
+	d.st = state{BlobDir: filepath.Join(dir, "blobs"), AdminPasswordFile: pwFile}
+	for i := range spec.Replicas {
+		d.st.Replicas = append(d.st.Replicas, replicaState{
+			ID: fmt.Sprintf("replica-%d", i+1), Version: spec.Version,
+			HTTPPort: ports[3*i], PeerPort: ports[3*i+1], ClientPort: ports[3*i+2],
+		})
+	}
+	if err := driver.WriteRecord(opts.Home, driver.Record{Name: spec.Cluster, Driver: Name,
+		Created: time.Now().UTC(), AdminPasswordFile: pwFile}); err != nil {
+		return nil, err
+	}
+	if err := d.save(); err != nil {
+		return nil, err
+	}
+	for i := range d.st.Replicas {
+		if err := d.start(&d.st.Replicas[i]); err != nil {
+			return nil, err
+		}
+	}
+	if err := d.save(); err != nil {
+		return nil, err
+	}
+	for i := range d.st.Replicas {
+		if err := d.waitListening(ctx, &d.st.Replicas[i]); err != nil {
+			return nil, err
+		}
+	}
+	ok = true
+	return d, nil
+}
+
+// Name implements driver.Driver.
+func (d *Driver) Name() string { return Name }
+
+// Cluster implements driver.Driver.
+func (d *Driver) Cluster() string { return d.name }
+
+// Dir is the cluster's folder.
+func (d *Driver) Dir() string { return d.dir }
+
+// AdminPasswordFile is the file holding the admin password.
+func (d *Driver) AdminPasswordFile() string { return d.st.AdminPasswordFile }
+
+// Replicas implements driver.Driver.
+func (d *Driver) Replicas(ctx context.Context) ([]driver.Replica, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]driver.Replica, 0, len(d.st.Replicas))
+	for _, r := range d.st.Replicas {
+		out = append(out, driver.Replica{
+			ID: r.ID, Version: r.Version, URL: "http://" + addr(r.HTTPPort),
+			PID: r.PID, Running: d.alive(r),
+		})
+	}
+	return out, nil
+}
+
+// Replace implements driver.Driver.
+func (d *Driver) Replace(ctx context.Context, id, version string) error {
+	if _, err := checkRelease(version); err != nil {
+		return err
+	}
+	return d.cycle(ctx, id, version)
+}
+
+// Restart implements driver.Driver.
+func (d *Driver) Restart(ctx context.Context, id string) error { return d.cycle(ctx, id, "") }
+
+// cycle stops replica id and starts it again, as version if given.
+func (d *Driver) cycle(ctx context.Context, id, version string) error {
+	d.mu.Lock()
+	r, err := d.find(id)
+	if err != nil {
+		d.mu.Unlock()
+		return err
+	}
+	d.mu.Unlock()
+	if err := d.stop(ctx, r); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	if version != "" {
+		r.Version = version
+	}
+	err = d.start(r)
+	if err == nil {
+		err = d.save()
+	}
+	d.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return d.waitListening(ctx, r)
+}
+
+// RunJob implements driver.Driver: the ladder binary runs the job's
+// arguments with --release and --endpoints appended.
+func (d *Driver) RunJob(ctx context.Context, version string, job driver.Job) ([]byte, error) {
+	if _, err := checkRelease(version); err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	var eps []string
+	for _, r := range d.st.Replicas {
+		eps = append(eps, "http://"+addr(r.ClientPort))
+	}
+	d.mu.Unlock()
+	args := append(slices.Clone(job.Args), "--release", version, "--endpoints", strings.Join(eps, ","))
+	cmd := exec.CommandContext(ctx, d.opts.Binary, args...)
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = d.opts.StopGrace
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return out, fmt.Errorf("run job %s of release %s: %w: %s", job.Name, version, err, tail(out, 10))
+	}
+	return out, nil
+}
+
+// Destroy implements driver.Driver.
+func (d *Driver) Destroy(ctx context.Context) error {
+	d.mu.Lock()
+	reps := slices.Clone(d.st.Replicas)
+	d.mu.Unlock()
+	var wg sync.WaitGroup
+	errs := make([]error, len(reps))
+	for i := range reps {
+		wg.Go(func() { errs[i] = d.stop(ctx, &reps[i]) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(d.dir); err != nil {
+		return fmt.Errorf("remove cluster folder: %w", err)
+	}
+	return nil
+}
+
+// CheckArtifact implements driver.ArtifactChecker: the binary must exist
+// and the release must be one it can run.
+func (d *Driver) CheckArtifact(ctx context.Context, version string) error {
+	if _, err := os.Stat(d.opts.Binary); err != nil {
+		return fmt.Errorf("%w: ladder binary: %v", driver.ErrNoArtifact, err)
+	}
+	_, err := checkRelease(version)
+	return err
+}
+
+// Freeze implements driver.Freezer with SIGSTOP.
+func (d *Driver) Freeze(ctx context.Context, id string) error { return d.signal(id, syscall.SIGSTOP) }
+
+// Thaw implements driver.Freezer with SIGCONT.
+func (d *Driver) Thaw(ctx context.Context, id string) error { return d.signal(id, syscall.SIGCONT) }
+
+// LogTail returns the last n lines of replica id's log.
+func (d *Driver) LogTail(id string, n int) string {
+	data, err := os.ReadFile(d.logPath(id))
+	if err != nil {
+		return ""
+	}
+	return tail(data, n)
+}
+
+// LogPath returns the path of replica id's log.
+func (d *Driver) LogPath(id string) string { return d.logPath(id) }
+
+func (d *Driver) signal(id string, sig syscall.Signal) error {
+	d.mu.Lock()
+	r, err := d.find(id)
+	d.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if !d.alive(*r) {
+		return fmt.Errorf("signal %s: not running", id)
+	}
+	if err := syscall.Kill(r.PID, sig); err != nil {
+		return fmt.Errorf("signal %s (pid %d): %w", id, r.PID, err)
+	}
+	return nil
+}
+
+func (d *Driver) find(id string) (*replicaState, error) {
+	for i := range d.st.Replicas {
+		if d.st.Replicas[i].ID == id {
+			return &d.st.Replicas[i], nil
+		}
+	}
+	var ids []string
+	for _, r := range d.st.Replicas {
+		ids = append(ids, r.ID)
+	}
+	return nil, fmt.Errorf("%w %q in cluster %s (replicas: %s)", driver.ErrNoReplica, id, d.name, strings.Join(ids, ", "))
+}
+
+func (d *Driver) statePath() string           { return filepath.Join(d.dir, "local.json") }
+func (d *Driver) replicaDir(id string) string { return filepath.Join(d.dir, "replicas", id) }
+func (d *Driver) logPath(id string) string    { return filepath.Join(d.replicaDir(id), "replica.log") }
+
+func (d *Driver) save() error { return driver.WriteFileAtomic(d.statePath(), d.st) }
+
+func (d *Driver) initialCluster() string {
+	var parts []string
+	for _, r := range d.st.Replicas {
+		parts = append(parts, r.ID+"=http://"+addr(r.PeerPort))
+	}
+	return strings.Join(parts, ",")
+}
+
+// start launches replica r in a session of its own; d.mu is held.
+func (d *Driver) start(r *replicaState) error {
+	rdir := d.replicaDir(r.ID)
+	if err := os.MkdirAll(filepath.Join(rdir, "data"), 0o755); err != nil {
+		return fmt.Errorf("start %s: %w", r.ID, err)
+	}
+	logf, err := os.OpenFile(d.logPath(r.ID), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("start %s: %w", r.ID, err)
+	}
+	defer logf.Close()
+	fmt.Fprintf(logf, "--- ladder: starting %s as release %s at %s\n", r.ID, r.Version, time.Now().UTC().Format(time.RFC3339))
+	cmd := exec.Command(d.opts.Binary, "registry", "serve",
+		"--id", r.ID,
+		"--cluster", d.name,
+		"--release", r.Version,
+		"--data", filepath.Join(rdir, "data"),
+		"--blobs", d.st.BlobDir,
+		"--listen", addr(r.HTTPPort),
+		"--peer-listen", addr(r.PeerPort),
+		"--client-listen", addr(r.ClientPort),
+		"--initial-cluster", d.initialCluster(),
+		"--admin-password-file", d.st.AdminPasswordFile,
+	)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", r.ID, err)
+	}
+	// Reap the child if it exits while this process lives; a replica that
+	// outlives us is adopted by init.
+	go func() { _ = cmd.Wait() }()
+	r.PID = cmd.Process.Pid
+	if err := os.WriteFile(filepath.Join(rdir, "pid"), []byte(strconv.Itoa(r.PID)+"\n"), 0o644); err != nil {
+		return fmt.Errorf("start %s: write pid file: %w", r.ID, err)
+	}
+	d.opts.Logger.Info("replica started", "replica", r.ID, "release", r.Version, "pid", r.PID)
+	return nil
+}
+
+// waitListening waits until replica r accepts connections on its HTTP
+// port, and fails at once, with its log, if the process ends first.
+func (d *Driver) waitListening(ctx context.Context, r *replicaState) error {
+	ctx, cancel := context.WithTimeout(ctx, d.opts.StartTimeout)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if !d.alive(*r) {
+			return fmt.Errorf("start %s: the replica exited; last lines of %s:\n%s", r.ID, d.logPath(r.ID), d.LogTail(r.ID, 15))
+		}
+		if c, err := net.DialTimeout("tcp", addr(r.HTTPPort), time.Second); err == nil {
+			c.Close()
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("start %s: not listening on %s after %s; last lines of %s:\n%s",
+				r.ID, addr(r.HTTPPort), d.opts.StartTimeout, d.logPath(r.ID), d.LogTail(r.ID, 15))
+		case <-tick.C:
+		}
+	}
+}
+
+// stop ends replica r: SIGCONT (it may be frozen), SIGTERM, and SIGKILL
+// after the grace period.
+func (d *Driver) stop(ctx context.Context, r *replicaState) error {
+	if !d.alive(*r) {
+		return nil
+	}
+	_ = syscall.Kill(r.PID, syscall.SIGCONT)
+	_ = syscall.Kill(r.PID, syscall.SIGTERM)
+	if d.waitGone(ctx, *r, d.opts.StopGrace) {
+		return nil
+	}
+	d.opts.Logger.Warn("replica did not stop in time; killing it", "replica", r.ID, "pid", r.PID, "grace", d.opts.StopGrace)
+	_ = syscall.Kill(r.PID, syscall.SIGKILL)
+	if d.waitGone(ctx, *r, 10*time.Second) {
+		return nil
+	}
+	return fmt.Errorf("stop %s: pid %d is still running after SIGKILL", r.ID, r.PID)
+}
+
+func (d *Driver) waitGone(ctx context.Context, r replicaState, limit time.Duration) bool {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		if !d.alive(r) {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return !d.alive(r)
+		case <-time.After(25 * time.Millisecond):
+		}
+	}
+	return !d.alive(r)
+}
+
+// alive reports whether r's pid is a live (not zombie) process that is
+// still this replica of this cluster.
+func (d *Driver) alive(r replicaState) bool {
+	if r.PID <= 0 {
+		return false
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", r.PID))
+	if err != nil {
+		return false
+	}
+	// The state follows the parenthesised command name: "pid (comm) S ...".
+	if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) && (stat[i+2] == 'Z' || stat[i+2] == 'X') {
+		return false
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", r.PID))
+	if err != nil {
+		return false
+	}
+	return bytes.Contains(cmdline, []byte("\x00--id\x00"+r.ID+"\x00")) &&
+		bytes.Contains(cmdline, []byte("\x00--data\x00"+filepath.Join(d.replicaDir(r.ID), "data")+"\x00"))
+}
+
+// checkRelease accepts a version the built-in catalog lists: those are the
+// releases the ladder binary can run as.
+func checkRelease(version string) (string, error) {
+	v, err := policy.Parse(version)
+	if err != nil {
+		return "", err
+	}
+	if !catalog.Builtin().Contains(v) {
+		return "", fmt.Errorf("%w: release %s is not in the built-in catalog (see: ladder catalog)", driver.ErrNoArtifact, v)
+	}
+	return v.String(), nil
+}
+
+func addr(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
+
+// freePorts reserves n distinct free loopback ports. The listeners are
+// held until all are chosen so that no port is picked twice.
+func freePorts(n int) ([]int, error) {
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	ports := make([]int, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("find a free loopback port: %w", err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+func generatePassword() string {
+	b := make([]byte, 15)
+	_, _ = rand.Read(b)
+	return strings.ToLower(base32.StdEncoding.EncodeToString(b))
+}
+
+func tail(data []byte, n int) string {
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

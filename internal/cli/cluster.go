@@ -1,0 +1,298 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ladder-dev/ladder/driver"
+	"github.com/ladder-dev/ladder/driver/local"
+)
+
+func newClusterCmd(e *env) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "cluster",
+		Short: "Create, inspect, restart and destroy reference registry clusters",
+		Long: `A cluster is a set of reference registry replicas sharing a replicated
+store. The local driver runs them as processes on this machine, with their
+data, logs and pid files under $LADDER_HOME/clusters/NAME (default
+~/.ladder). Every command takes --cluster NAME (default "default").`,
+	}
+	c.AddCommand(newClusterCreateCmd(e), newClusterStatusCmd(e), newClusterRestartCmd(e), newClusterDestroyCmd(e))
+	return c
+}
+
+func newClusterCreateCmd(e *env) *cobra.Command {
+	var (
+		cf       clusterFlag
+		version  string
+		replicas int
+		password string
+		drv      string
+		timeout  time.Duration
+	)
+	c := &cobra.Command{
+		Use:   "create",
+		Short: "Start a new cluster of reference registry replicas",
+		Long: `Create starts --replicas replicas of the reference registry at --version,
+each with a member of the replicated store, and returns when every replica
+is healthy and the store has settled.
+
+Without --admin-password a password is generated and written to a file
+readable only by you; its path is printed.`,
+		Example: `  ladder cluster create --version 2.1.4
+  ladder cluster create --cluster staging --version 3.0.1 --replicas 5`,
+		Args: exactArgs(),
+		RunE: func(c *cobra.Command, args []string) error {
+			if _, err := parseVersion("--version", version); err != nil {
+				return err
+			}
+			if err := driver.ValidateName(cf.name); err != nil {
+				return usageErr("%w", err)
+			}
+			if drv != local.Name {
+				return usageErr("unknown --driver %q: use local", drv)
+			}
+			home, err := driver.Home()
+			if err != nil {
+				return err
+			}
+			start := time.Now()
+			fmt.Fprintf(e.stderr, "creating cluster %s: %d replicas of release %s (local processes)\n", cf.name, replicas, version)
+			d, err := local.Create(e.ctx, driver.Spec{Cluster: cf.name, Version: version, Replicas: replicas,
+				AdminPassword: password, Timeout: timeout}, local.Options{Home: home})
+			if err != nil {
+				if errors.Is(err, driver.ErrClusterExists) || errors.Is(err, driver.ErrNoArtifact) {
+					return withCode(ExitUsage, err)
+				}
+				return fmt.Errorf("create cluster %s: %w", cf.name, err)
+			}
+			st, err := waitSettled(e.ctx, d, timeout)
+			if err != nil {
+				return fmt.Errorf("create cluster %s: %w (inspect: ladder cluster status --cluster %s; remove: ladder cluster destroy --cluster %s)",
+					cf.name, err, cf.name, cf.name)
+			}
+			fmt.Fprintf(e.stderr, "cluster %s is up in %.1fs\n", cf.name, time.Since(start).Seconds())
+			if password == "" {
+				fmt.Fprintf(e.stderr, "admin password (user admin) written to %s\n", d.AdminPasswordFile())
+			}
+			printStatus(e.stdout, st)
+			return nil
+		},
+	}
+	cf.register(c)
+	c.Flags().StringVar(&version, "version", "", "release to run (required; see: ladder catalog)")
+	c.Flags().IntVar(&replicas, "replicas", 3, "number of replicas")
+	c.Flags().StringVar(&password, "admin-password", "", "admin password (default: generated)")
+	c.Flags().StringVar(&drv, "driver", local.Name, "where replicas run: local")
+	c.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "how long to wait for the cluster to become healthy")
+	_ = c.MarkFlagRequired("version")
+	return c
+}
+
+// waitSettled polls the cluster until every replica is healthy and the
+// store has settled, or the timeout passes.
+func waitSettled(ctx context.Context, d driver.Driver, timeout time.Duration) (driver.Status, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var st driver.Status
+	for {
+		var err error
+		st, err = clusterStatus(ctx, d)
+		if err == nil && st.Store.Settled {
+			return st, nil
+		}
+		select {
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return st, fmt.Errorf("not settled after %s: %s", timeout, unsettledReason(st))
+			}
+			return st, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// unsettledReason says in one line why a status is not settled.
+func unsettledReason(st driver.Status) string {
+	var why []string
+	for _, r := range st.Replicas {
+		switch {
+		case r.Error != "":
+			why = append(why, fmt.Sprintf("%s: %s", r.ID, r.Error))
+		case !r.Healthy:
+			why = append(why, r.ID+" unhealthy")
+		case !r.Voter:
+			why = append(why, r.ID+" not a voting member")
+		}
+	}
+	for _, t := range st.Store.Tables {
+		if !t.Ready {
+			why = append(why, fmt.Sprintf("table %s/%s lagging on %s", t.DB, t.Name, strings.Join(t.Lagging, ",")))
+		}
+	}
+	if len(why) == 0 {
+		return "no replica answered"
+	}
+	return strings.Join(why, "; ")
+}
+
+func newClusterStatusCmd(e *env) *cobra.Command {
+	var (
+		cf  clusterFlag
+		out outputFlag
+	)
+	c := &cobra.Command{
+		Use:   "status",
+		Short: "Show replicas, versions, leader and per-table readiness",
+		Long: `Status asks every replica for its state and shows: the cluster's version
+(or "mixed"), the store's schema, each replica's health, UI, leader and
+applied index, and for every table whether it is ready on all replicas and
+which replicas lag.
+
+The JSON form (-o json) is a stable contract for scripts: cluster, version,
+schema_version, replicas[{id, version, healthy, ui, url, leader,
+applied_index, pid}], store{settled, tables[{db, name, ready, lagging}]}.`,
+		Example: `  ladder cluster status
+  ladder cluster status --cluster staging -o json`,
+		Args: exactArgs(),
+		RunE: func(c *cobra.Command, args []string) error {
+			d, _, err := openCluster(cf.name)
+			if err != nil {
+				return err
+			}
+			st, err := clusterStatus(e.ctx, d)
+			if err != nil {
+				return err
+			}
+			if out.json() {
+				return writeJSON(e.stdout, st)
+			}
+			printStatus(e.stdout, st)
+			return nil
+		},
+	}
+	cf.register(c)
+	out.register(c)
+	return c
+}
+
+// printStatus writes a cluster status as a table.
+func printStatus(w io.Writer, st driver.Status) {
+	settled := "settled"
+	if !st.Store.Settled {
+		settled = "NOT settled: " + unsettledReason(st)
+	}
+	fmt.Fprintf(w, "cluster %s  version %s  schema %d  store %s\n\n", st.Cluster, st.Version, st.SchemaVersion, settled)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "REPLICA\tVERSION\tHEALTH\tUI\tROLE\tAPPLIED\tPID\tURL")
+	for _, r := range st.Replicas {
+		health := yesNo(r.Healthy, "ok", "DOWN")
+		if r.Error != "" {
+			health = "DOWN (" + r.Error + ")"
+		}
+		role := "follower"
+		switch {
+		case r.Error != "":
+			role = "-"
+		case r.Leader:
+			role = "leader"
+		case !r.Voter:
+			role = "learner"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", r.ID, r.Version, health, yesNo(r.UI, "ok", "-"), role, r.AppliedIndex, r.PID, r.URL)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TABLE\tREVISION\tREADY\tLAGGING")
+	for _, t := range st.Store.Tables {
+		lag := "-"
+		if len(t.Lagging) > 0 {
+			lag = strings.Join(t.Lagging, ",")
+		}
+		fmt.Fprintf(tw, "%s/%s\t%d\t%s\t%s\n", t.DB, t.Name, t.Revision, yesNo(t.Ready, "yes", "NO"), lag)
+	}
+	tw.Flush()
+}
+
+func yesNo(b bool, yes, no string) string {
+	if b {
+		return yes
+	}
+	return no
+}
+
+func newClusterRestartCmd(e *env) *cobra.Command {
+	var (
+		cf      clusterFlag
+		replica string
+		timeout time.Duration
+	)
+	c := &cobra.Command{
+		Use:   "restart",
+		Short: "Restart one replica and wait for it to come back",
+		Long: `Restart stops one replica and starts it again with the same release, data
+and address, then waits until it is healthy, its UI answers and the store
+has settled. For every replica one at a time (the manual recovery of the
+original system, done for you), use: ladder restart --cluster NAME --rolling.`,
+		Example: `  ladder cluster restart --replica replica-2`,
+		Args:    exactArgs(),
+		RunE: func(c *cobra.Command, args []string) error {
+			if replica == "" {
+				return usageErr("--replica is required (see: ladder cluster status)")
+			}
+			d, _, err := openCluster(cf.name)
+			if err != nil {
+				return err
+			}
+			start := time.Now()
+			if err := d.Restart(e.ctx, replica); err != nil {
+				if errors.Is(err, driver.ErrNoReplica) {
+					return withCode(ExitUsage, err)
+				}
+				return err
+			}
+			st, err := waitSettled(e.ctx, d, timeout)
+			if err != nil {
+				return fmt.Errorf("restart %s: %w", replica, err)
+			}
+			fmt.Fprintf(e.stderr, "%s restarted; cluster settled after %.1fs\n", replica, time.Since(start).Seconds())
+			printStatus(e.stdout, st)
+			return nil
+		},
+	}
+	cf.register(c)
+	c.Flags().StringVar(&replica, "replica", "", "replica id, e.g. replica-2")
+	c.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "how long to wait for the cluster to settle")
+	return c
+}
+
+func newClusterDestroyCmd(e *env) *cobra.Command {
+	var cf clusterFlag
+	c := &cobra.Command{
+		Use:     "destroy",
+		Short:   "Stop every replica and delete the cluster and its data",
+		Example: `  ladder cluster destroy --cluster staging`,
+		Args:    exactArgs(),
+		RunE: func(c *cobra.Command, args []string) error {
+			d, _, err := openCluster(cf.name)
+			if err != nil {
+				return err
+			}
+			if err := d.Destroy(e.ctx); err != nil {
+				return fmt.Errorf("destroy cluster %s: %w", cf.name, err)
+			}
+			fmt.Fprintf(e.stderr, "cluster %s destroyed\n", cf.name)
+			return nil
+		},
+	}
+	cf.register(c)
+	return c
+}

@@ -1,0 +1,78 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ladder-dev/ladder/journal"
+	"github.com/ladder-dev/ladder/upgrade"
+)
+
+func newRestartCmd(e *env) *cobra.Command {
+	var (
+		cf      clusterFlag
+		uf      upgradeFlags
+		out     outputFlag
+		rolling bool
+	)
+	c := &cobra.Command{
+		Use:   "restart",
+		Short: "Restart every replica one at a time, each waiting to come back (the manual recovery, automated)",
+		Long: `Restart --rolling restarts every replica of the cluster one at a time,
+followers first and the leader last. After each restart it waits until the
+replica is healthy, its UI answers and the store has settled, before it
+touches the next one: the recovery the original system asked operators to
+do by hand. It takes the upgrade lock, so it never runs during an upgrade.
+
+To restart a single replica, use: ladder cluster restart --replica ID.`,
+		Example: `  ladder restart --cluster prod --rolling`,
+		Args:    exactArgs(),
+		RunE: func(c *cobra.Command, args []string) error {
+			if !rolling {
+				return usageErr("say --rolling to restart every replica one at a time (one replica: ladder cluster restart --replica ID)")
+			}
+			opts, err := uf.options(cf.name)
+			if err != nil {
+				return err
+			}
+			d, _, err := openCluster(cf.name)
+			if err != nil {
+				return err
+			}
+			j, err := openJournal(cf.name)
+			if err != nil {
+				return err
+			}
+			reps, err := d.Replicas(e.ctx)
+			if err != nil {
+				return err
+			}
+			rep := newReporter(e, out.json(), 0)
+			eng := &upgrade.Engine{Driver: d, App: registryApp{cluster: cf.name}, Journal: j,
+				Log: rep.logger(slog.LevelWarn), OnEvent: rep.event, Options: opts}
+			start := time.Now()
+			err = eng.RollingRestart(e.ctx)
+			rep.close()
+			var locked *journal.LockedError
+			switch {
+			case errors.As(err, &locked):
+				return withCode(ExitLocked, err)
+			case err != nil:
+				return fmt.Errorf("rolling restart of %s: %w", cf.name, err)
+			}
+			if !out.json() {
+				fmt.Fprintf(e.stderr, "restarted %d replicas of %s one at a time in %s\n", len(reps), cf.name, time.Since(start).Round(100*time.Millisecond))
+			}
+			return nil
+		},
+	}
+	cf.register(c)
+	uf.register(c)
+	out.register(c)
+	c.Flags().BoolVar(&rolling, "rolling", false, "restart every replica, one at a time")
+	return c
+}

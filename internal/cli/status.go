@@ -1,0 +1,119 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ladder-dev/ladder/driver"
+	"github.com/ladder-dev/ladder/upgrade"
+)
+
+type statusJSON struct {
+	driver.Status
+	Upgrade upgrade.Summary `json:"upgrade"`
+}
+
+func newStatusCmd(e *env) *cobra.Command {
+	var (
+		cf  clusterFlag
+		out outputFlag
+	)
+	c := &cobra.Command{
+		Use:   "status",
+		Short: "Show a cluster and its latest upgrade: hops done, current or failed step, remediations",
+		Long: `Status shows the cluster as 'ladder cluster status' does, followed by what
+the upgrade journal says of the latest upgrade: its plan, the hops done
+with their times, the step running now or the one that failed (with what
+to do next), the remediation actions taken, and who holds the upgrade lock.`,
+		Example: `  ladder status --cluster prod
+  ladder status --cluster prod -o json`,
+		Args: exactArgs(),
+		RunE: func(c *cobra.Command, args []string) error {
+			d, _, err := openCluster(cf.name)
+			if err != nil {
+				return err
+			}
+			st, err := clusterStatus(e.ctx, d)
+			if err != nil {
+				return err
+			}
+			j, err := openJournal(cf.name)
+			if err != nil {
+				return err
+			}
+			sum, err := upgrade.Summarize(j)
+			if err != nil {
+				return err
+			}
+			if out.json() {
+				return writeJSON(e.stdout, statusJSON{Status: st, Upgrade: sum})
+			}
+			printStatus(e.stdout, st)
+			fmt.Fprintln(e.stdout)
+			printSummary(e.stdout, cf.name, sum)
+			return nil
+		},
+	}
+	cf.register(c)
+	out.register(c)
+	return c
+}
+
+// printSummary writes what the journal says of the latest upgrade.
+func printSummary(w io.Writer, cluster string, s upgrade.Summary) {
+	if s.From == "" {
+		fmt.Fprintln(w, "upgrade: none recorded")
+		return
+	}
+	fmt.Fprintf(w, "upgrade %s -> %s: %s (started %s, %d %s)\n", s.From, s.To, s.State,
+		s.Started.Local().Format(time.DateTime), s.Runs, plural(s.Runs, "run", "runs"))
+	for _, h := range s.Hops {
+		d := "-"
+		if h.Duration > 0 {
+			d = h.Duration.Round(100 * time.Millisecond).String()
+		}
+		fmt.Fprintf(w, "  %-8s %-16s %s\n", h.State, h.ID, d)
+	}
+	if s.Current != "" {
+		fmt.Fprintf(w, "  current step: %s\n", s.Current)
+	}
+	if s.Failure != nil {
+		fmt.Fprintf(w, "  failed step:  %s\n  error:        %s\n", s.Failure.Step, s.Failure.Error)
+		if s.Failure.Hint != "" {
+			fmt.Fprintf(w, "  what to do:   %s\n", s.Failure.Hint)
+		}
+	}
+	if s.State != upgrade.StateDone {
+		fmt.Fprintf(w, "  continue:     ladder upgrade --cluster %s --to %s --yes\n", cluster, s.To)
+	}
+	if len(s.Remediations) > 0 {
+		fmt.Fprintln(w, "  remediations:")
+		for _, r := range s.Remediations {
+			what := r.Action
+			if r.Replica != "" {
+				what += " " + r.Replica
+			}
+			fmt.Fprintf(w, "    %s  round %d  %-24s %s\n", r.Time.Local().Format(time.TimeOnly), r.Round, what, r.Detail)
+		}
+	}
+	if len(s.Timing) > 0 {
+		keys := make([]string, 0, len(s.Timing))
+		for k := range s.Timing {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		var parts []string
+		for _, k := range keys {
+			parts = append(parts, fmt.Sprintf("%s %s", k, s.Timing[k].Round(100*time.Millisecond)))
+		}
+		fmt.Fprintf(w, "  time spent:   %s\n", strings.Join(parts, ", "))
+	}
+	if s.Lock != nil {
+		fmt.Fprintf(w, "  locked by:    %s since %s\n", s.Lock.Holder, s.Lock.Since.Local().Format(time.DateTime))
+	}
+}

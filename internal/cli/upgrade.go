@@ -1,0 +1,355 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/Masterminds/semver/v3"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/ladder-dev/ladder/catalog"
+	"github.com/ladder-dev/ladder/driver"
+	"github.com/ladder-dev/ladder/journal"
+	"github.com/ladder-dev/ladder/plan"
+	"github.com/ladder-dev/ladder/policy"
+	"github.com/ladder-dev/ladder/upgrade"
+)
+
+// upgradeFlags are the engine's knobs as flags, shared by upgrade, restart
+// and demo.
+type upgradeFlags struct {
+	maxWait    time.Duration
+	stallAfter time.Duration
+	remediate  string
+	budget     int
+}
+
+func (f *upgradeFlags) register(c *cobra.Command) {
+	d := upgrade.DefaultOptions()
+	c.Flags().DurationVar(&f.maxWait, "max-wait", d.MaxWait, "longest wait on the store while replicas keep catching up")
+	c.Flags().DurationVar(&f.stallAfter, "stall-after", d.StallAfter, "end a wait that sees no progress for this long, and diagnose it")
+	c.Flags().StringVar(&f.remediate, "remediate", "auto", "on a stall: auto (restart the stuck replica, then every replica one at a time, then retry) or off (stop)")
+	c.Flags().IntVar(&f.budget, "remediation-budget", d.RemediationBudget, "remediation rounds allowed per run")
+	_ = c.RegisterFlagCompletionFunc("remediate", cobra.FixedCompletions([]string{"auto", "off"}, cobra.ShellCompDirectiveNoFileComp))
+}
+
+func (f *upgradeFlags) options(cluster string) (upgrade.Options, error) {
+	o := upgrade.DefaultOptions()
+	switch f.remediate {
+	case "auto":
+		o.Remediate = true
+	case "off":
+		o.Remediate = false
+	default:
+		return o, usageErr("invalid --remediate %q: use auto or off", f.remediate)
+	}
+	if f.maxWait <= 0 || f.stallAfter <= 0 {
+		return o, usageErr("--max-wait and --stall-after must be positive durations such as 10m or 10s")
+	}
+	if f.stallAfter > f.maxWait {
+		return o, usageErr("--stall-after (%s) is longer than --max-wait (%s)", f.stallAfter, f.maxWait)
+	}
+	if f.budget < 0 {
+		return o, usageErr("--remediation-budget must be 0 or more")
+	}
+	o.MaxWait, o.StallAfter = f.maxWait, f.stallAfter
+	o.RemediationBudget = f.budget
+	if f.budget == 0 {
+		o.Remediate = false
+	}
+	o.RestartCommand = "ladder restart --cluster " + cluster + " --rolling"
+	return o, nil
+}
+
+// openJournal opens the cluster's upgrade journal.
+func openJournal(cluster string) (*journal.Journal, error) {
+	home, err := driver.Home()
+	if err != nil {
+		return nil, err
+	}
+	return journal.Open(filepath.Join(driver.ClusterDir(home, cluster), "journal"))
+}
+
+func newUpgradeCmd(e *env) *cobra.Command {
+	var (
+		cf       clusterFlag
+		uf       upgradeFlags
+		out      outputFlag
+		to       string
+		dryRun   bool
+		yes      bool
+		force    bool
+		prerel   bool
+		logLevel string
+	)
+	c := &cobra.Command{
+		Use:   "upgrade",
+		Short: "Upgrade a cluster hop by hop, one replica at a time",
+		Long: `Upgrade moves a cluster to --to through the supported chain of hops
+(see: ladder plan). Each hop runs journaled steps:
+
+  preflight  version rules; every replica healthy with its UI answering;
+             the store settled; the target release present; the stored
+             schema not newer than the hop's source knows
+  backup     a snapshot of the store, before a hop that migrates data
+  roll       replicas one at a time, followers first, the leader last:
+             wait for the store to settle, replace the replica with the
+             new release (same data, same identity), wait until it is
+             healthy, its UI answers and the store has settled again
+  migrate    the new release's data migrations, run once as a job
+  finalize   record the hop done
+
+Waits on the store are progress-aware: they go on while lagging replicas
+catch up (up to --max-wait), and end as soon as nothing has moved for
+--stall-after, naming the replica, the table and the gap. With --remediate
+auto a stall is repaired the way the original system's manual recovery
+did it: restart the stuck replica; if the store still has not settled,
+restart every replica one at a time; then retry the step.
+
+Every step is journaled. If the upgrade stops (a failure, Ctrl-C, a
+crash), run the same command again: it resumes where it stopped. One
+upgrade runs at a time per cluster.
+
+Before anything changes the plan is shown; on a terminal ladder asks to go
+on, elsewhere --yes is required. Skippable policy warnings need --force;
+mandatory refusals (downgrades, skips) cannot be forced.`,
+		Example: `  ladder upgrade --cluster prod --to 3.1.2 --dry-run
+  ladder upgrade --cluster prod --to 3.1.2 --yes
+  ladder upgrade --cluster prod --to 3.1.2 --yes --stall-after 5s --remediate off
+  ladder upgrade --cluster prod --to 3.1.2 --yes -o json   # one JSON event per line`,
+		Args: exactArgs(),
+		RunE: func(c *cobra.Command, args []string) error {
+			if to == "" {
+				return usageErr("--to is required: the release to upgrade to (see: ladder catalog)")
+			}
+			target, err := parseVersion("--to", to)
+			if err != nil {
+				return err
+			}
+			if !map[string]bool{"debug": true, "info": true, "warn": true, "error": true}[logLevel] {
+				return usageErr("invalid --log-level %q: use debug, info, warn or error", logLevel)
+			}
+			opts, err := uf.options(cf.name)
+			if err != nil {
+				return err
+			}
+			d, rec, err := openCluster(cf.name)
+			if err != nil {
+				return err
+			}
+			j, err := openJournal(cf.name)
+			if err != nil {
+				return err
+			}
+			p, err := upgradePlan(e, d, j, target, force, prerel)
+			if err != nil {
+				return err
+			}
+			reps, err := d.Replicas(e.ctx)
+			if err != nil {
+				return err
+			}
+			ids := make([]string, len(reps))
+			for i, r := range reps {
+				ids[i] = r.ID
+			}
+			steps := upgrade.Steps(p, ids)
+			if !out.json() {
+				printPlan(e.stdout, p)
+				fmt.Fprintln(e.stdout)
+			}
+			if dryRun {
+				return printDryRun(e, out.json(), p, steps, j)
+			}
+			if len(p.Hops) == 0 {
+				fmt.Fprintf(e.stderr, "cluster %s already runs %s: nothing to do\n", cf.name, target)
+				return nil
+			}
+			if !yes {
+				if err := confirm(e, fmt.Sprintf("Upgrade cluster %s from %s to %s in %d hops?", cf.name, p.From, p.To, len(p.Hops))); err != nil {
+					return err
+				}
+			}
+			password, err := adminPassword(rec)
+			if err != nil {
+				return err
+			}
+			lvl := map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}[logLevel]
+			rep := newReporter(e, out.json(), len(steps))
+			eng := &upgrade.Engine{Driver: d, App: registryApp{cluster: cf.name, password: password}, Journal: j,
+				Log: rep.logger(lvl), OnEvent: rep.event, Options: opts}
+			start := time.Now()
+			err = eng.Run(e.ctx, p)
+			rep.close()
+			return upgradeResult(e, out.json(), cf.name, target, j, start, err)
+		},
+	}
+	cf.register(c)
+	uf.register(c)
+	out.register(c)
+	c.Flags().StringVar(&to, "to", "", "release to upgrade to (required)")
+	c.Flags().BoolVar(&dryRun, "dry-run", false, "print every step the upgrade would take, and change nothing")
+	c.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask before upgrading (required without a terminal)")
+	c.Flags().BoolVar(&force, "force", false, "go past skippable policy warnings (never past mandatory refusals)")
+	c.Flags().BoolVar(&prerel, "allow-prerelease", false, "allow a pre-release as the target")
+	c.Flags().StringVar(&logLevel, "log-level", "warn", "engine log level: debug, info, warn, error")
+	_ = c.RegisterFlagCompletionFunc("to", completeVersions(&releaseFlags{}, 0))
+	return c
+}
+
+// upgradePlan decides what to run: the unfinished upgrade of the journal
+// when it has the same target, otherwise a new plan from the version the
+// cluster runs, checked against policy.
+func upgradePlan(e *env, d driver.Driver, j *journal.Journal, target *semver.Version, force, prerel bool) (plan.Plan, error) {
+	unfinished, ok, err := upgrade.Unfinished(j)
+	if err != nil {
+		return plan.Plan{}, err
+	}
+	if ok {
+		if !unfinished.To.Equal(target) {
+			return plan.Plan{}, withCode(ExitRefused, fmt.Errorf("upgrade to %s refused: the upgrade from %s to %s is unfinished; finish it first with: ladder upgrade --cluster %s --to %s",
+				target, unfinished.From, unfinished.To, d.Cluster(), unfinished.To))
+		}
+		fmt.Fprintf(e.stderr, "resuming the unfinished upgrade from %s to %s\n", unfinished.From, unfinished.To)
+		return unfinished, nil
+	}
+	st, err := clusterStatus(e.ctx, d)
+	if err != nil {
+		return plan.Plan{}, err
+	}
+	if st.Version == driver.VersionMixed || st.Version == "" {
+		reps, _ := d.Replicas(e.ctx)
+		var vs []string
+		for _, r := range reps {
+			vs = append(vs, r.ID+"="+r.Version)
+		}
+		return plan.Plan{}, fmt.Errorf("cluster %s runs mixed releases (%s) and its journal holds no unfinished upgrade: bring every replica to one release first (ladder cluster status --cluster %s)",
+			d.Cluster(), strings.Join(vs, ", "), d.Cluster())
+	}
+	from, err := policy.Parse(st.Version)
+	if err != nil {
+		return plan.Plan{}, fmt.Errorf("cluster %s reports release %q: %w", d.Cluster(), st.Version, err)
+	}
+	cat := catalog.Builtin()
+	p, err := plan.Make(cat, from, target, plan.Options{AllowPrerelease: prerel})
+	if err != nil {
+		return plan.Plan{}, refusedPlan(err)
+	}
+	// The chain's hops are supported by construction; what is left are
+	// skippable warnings (a pre-release source, say), which need --force.
+	var warnings []string
+	for _, h := range p.Hops {
+		r := policy.Classify(h.From, h.To, policy.Options{Releases: cat, AllowPrerelease: prerel})
+		for _, f := range r.Blocking(force) {
+			if f.Mandatory {
+				return plan.Plan{}, withCode(ExitRefused, fmt.Errorf("hop %s refused: %s", h.ID(), f.Message))
+			}
+			warnings = append(warnings, fmt.Sprintf("hop %s: %s (%s)", h.ID(), f.Message, f.Hint))
+		}
+	}
+	if len(warnings) > 0 {
+		return plan.Plan{}, withCode(ExitRefused, fmt.Errorf("policy warnings stop the upgrade; pass --force to go past them:\n  %s", strings.Join(warnings, "\n  ")))
+	}
+	return p, nil
+}
+
+// printDryRun lists the steps, marking those an earlier run finished.
+func printDryRun(e *env, asJSON bool, p plan.Plan, steps []string, j *journal.Journal) error {
+	st := j.State()
+	if asJSON {
+		type stepJSON struct {
+			ID   string `json:"id"`
+			Done bool   `json:"done"`
+		}
+		res := struct {
+			Plan  planJSON   `json:"plan"`
+			Steps []stepJSON `json:"steps"`
+		}{Plan: planToJSON(p, catalog.Builtin().Source()), Steps: []stepJSON{}}
+		for _, s := range steps {
+			res.Steps = append(res.Steps, stepJSON{ID: s, Done: st.Unfinished() && st.IsDone(s)})
+		}
+		return writeJSON(e.stdout, res)
+	}
+	fmt.Fprintf(e.stdout, "Dry run: %d steps; nothing is changed.\n", len(steps))
+	for i, s := range steps {
+		mark := " "
+		if st.Unfinished() && st.IsDone(s) {
+			mark = "✓"
+		}
+		fmt.Fprintf(e.stdout, "%s %3d  %s\n", mark, i+1, s)
+	}
+	return nil
+}
+
+// confirm asks on a terminal; without one it refuses.
+func confirm(e *env, question string) error {
+	f, ok := e.stdin.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return usageErr("no terminal to ask for confirmation: pass --yes to upgrade, or --dry-run to see the steps")
+	}
+	fmt.Fprintf(e.stderr, "%s [y/N] ", question)
+	line, _ := bufio.NewReader(f).ReadString('\n')
+	if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
+		return withCode(ExitFailed, errors.New("upgrade not confirmed: nothing was changed"))
+	}
+	return nil
+}
+
+// upgradeResult turns the engine's result into output and an exit code.
+func upgradeResult(e *env, asJSON bool, cluster string, target *semver.Version, j *journal.Journal, start time.Time, err error) error {
+	resume := fmt.Sprintf("ladder upgrade --cluster %s --to %s --yes", cluster, target)
+	if err == nil {
+		if !asJSON {
+			fmt.Fprintf(e.stderr, "cluster %s upgraded to %s in %s\n", cluster, target, time.Since(start).Round(100*time.Millisecond))
+		}
+		return nil
+	}
+	var locked *journal.LockedError
+	if errors.As(err, &locked) {
+		return withCode(ExitLocked, fmt.Errorf("%w: wait for it to finish, or check it with: ladder status --cluster %s", err, cluster))
+	}
+	if errors.Is(err, upgrade.ErrUnfinished) {
+		return withCode(ExitRefused, err)
+	}
+	if asJSON {
+		if errors.Is(err, context.Canceled) {
+			return silent(ExitInterrupted)
+		}
+		return silent(ExitFailed)
+	}
+	sum, _ := upgrade.Summarize(j)
+	var done []string
+	for _, h := range sum.Hops {
+		if h.State == upgrade.StateDone {
+			done = append(done, h.ID)
+		}
+	}
+	fmt.Fprintf(e.stderr, "\nupgrade of %s stopped after %s\n", cluster, time.Since(start).Round(100*time.Millisecond))
+	var se *upgrade.StepError
+	if errors.As(err, &se) {
+		fmt.Fprintf(e.stderr, "  failed step: %s\n  error:       %v\n", se.Step, se.Err)
+		if se.Hint != "" {
+			fmt.Fprintf(e.stderr, "  what to do:  %s\n", se.Hint)
+		}
+	} else {
+		fmt.Fprintf(e.stderr, "  error:       %v\n", err)
+	}
+	if len(done) > 0 {
+		fmt.Fprintf(e.stderr, "  hops done:   %s (cluster at %s)\n", strings.Join(done, ", "), sum.Version)
+	} else {
+		fmt.Fprintf(e.stderr, "  hops done:   none\n")
+	}
+	fmt.Fprintf(e.stderr, "  continue:    %s\n", resume)
+	if errors.Is(err, context.Canceled) {
+		return silent(ExitInterrupted)
+	}
+	return silent(ExitFailed)
+}
