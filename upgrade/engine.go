@@ -9,6 +9,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/Masterminds/semver/v3"
+
 	"github.com/ladder-dev/ladder/driver"
 	"github.com/ladder-dev/ladder/journal"
 	"github.com/ladder-dev/ladder/plan"
@@ -214,7 +216,7 @@ func (u *upgradeRun) run(ctx context.Context, p plan.Plan) error {
 	return nil
 }
 
-func versionString(v interface{ String() string }) string {
+func versionString(v *semver.Version) string {
 	if v == nil {
 		return ""
 	}

@@ -2,7 +2,6 @@ package upgrade
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,7 +9,6 @@ import (
 	"time"
 
 	"github.com/ladder-dev/ladder/driver"
-	"github.com/ladder-dev/ladder/journal"
 	"github.com/ladder-dev/ladder/plan"
 )
 
@@ -341,6 +339,3 @@ func (u *upgradeRun) finalize(ctx context.Context, h plan.Hop) (map[string]any, 
 	}
 	return map[string]any{"version": h.To.String()}, nil
 }
-
-var _ = errors.New
-var _ = journal.Note
