@@ -12,6 +12,7 @@ func commands(e *env) []*cobra.Command {
 		newUpgradeCmd(e),
 		newStatusCmd(e),
 		newRestartCmd(e),
+		newDemoCmd(e),
 		newImagesCmd(e),
 		newVersionCmd(e),
 	}
