@@ -165,7 +165,28 @@ func BuildImages(ctx context.Context, cli *client.Client, binary string, version
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
+	pruneStale(ctx, cli, base)
 	return out, nil
+}
+
+// pruneStale removes, as far as it can, what earlier builds left behind:
+// release images no longer tagged (this build took their tags) and base
+// images of other binaries. An image a container still uses, or that a
+// release image still tagged builds on, stays; failures are ignored.
+func pruneStale(ctx context.Context, cli *client.Client, current string) {
+	_, _ = cli.ImagePrune(ctx, client.ImagePruneOptions{
+		Filters: make(client.Filters).Add("dangling", "true").Add("label", labelRelease)})
+	res, err := cli.ImageList(ctx, client.ImageListOptions{Filters: make(client.Filters).Add("reference", baseRepository)})
+	if err != nil {
+		return
+	}
+	for _, img := range res.Items {
+		for _, tag := range img.RepoTags {
+			if tag != current {
+				_, _ = cli.ImageRemove(ctx, tag, client.ImageRemoveOptions{PruneChildren: true})
+			}
+		}
+	}
 }
 
 // buildBase builds (or finds) the base image holding binary and returns

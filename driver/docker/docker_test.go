@@ -1,0 +1,198 @@
+package docker_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/client"
+
+	"github.com/ladder-dev/ladder/driver"
+	"github.com/ladder-dev/ladder/driver/docker"
+	"github.com/ladder-dev/ladder/driver/drivertest"
+	"github.com/ladder-dev/ladder/internal/testbin"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testbin.Cleanup()
+	os.Exit(code)
+}
+
+// engine returns a client of the engine the environment names, or skips
+// the test when none answers (fails instead with LADDER_REQUIRE_DOCKER=1).
+func engine(t *testing.T) *client.Client {
+	t.Helper()
+	cli, err := docker.NewClient()
+	if err == nil {
+		err = docker.Ping(context.Background(), cli)
+	}
+	if err != nil {
+		if os.Getenv("LADDER_REQUIRE_DOCKER") == "1" {
+			t.Fatalf("docker: %v (LADDER_REQUIRE_DOCKER=1)", err)
+		}
+		t.Skipf("docker: %v; skipping", err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli
+}
+
+var (
+	imagesOnce sync.Once
+	imagesErr  error
+)
+
+// images builds the suite's release images once per test process from a
+// fresh ladder binary.
+func images(t *testing.T, cli *client.Client) {
+	t.Helper()
+	bin := testbin.Ladder(t)
+	imagesOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		start := time.Now()
+		var imgs []docker.Image
+		imgs, imagesErr = docker.BuildImages(ctx, cli, bin, drivertest.Versions, nil)
+		for _, img := range imgs {
+			t.Logf("built %s (%s, %d bytes) in %s", img.Ref, img.ID, img.Size, img.Duration.Round(time.Millisecond))
+		}
+		t.Logf("images built in %s", time.Since(start).Round(time.Millisecond))
+	})
+	if imagesErr != nil {
+		t.Fatalf("build images: %v", imagesErr)
+	}
+}
+
+// newCluster creates a cluster for a test and removes it afterwards, even
+// if the test fails.
+func newCluster(t *testing.T, cli *client.Client, version string, replicas int) *docker.Driver {
+	t.Helper()
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	name := "test-" + hex.EncodeToString(b)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	home := t.TempDir()
+	d, err := docker.Create(ctx, driver.Spec{Cluster: name, Version: version, Replicas: replicas,
+		AdminPassword: drivertest.AdminPassword}, docker.Options{Home: home, Client: cli, StopGrace: 5 * time.Second})
+	if err != nil {
+		t.Fatalf("create cluster %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		if err := d.Destroy(context.Background()); err != nil {
+			t.Errorf("destroy cluster %s: %v", name, err)
+		}
+	})
+	return d
+}
+
+func TestConformance(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real containers; skipped with -short")
+	}
+	cli := engine(t)
+	images(t, cli)
+	var cluster string
+	drivertest.Run(t, func(t *testing.T, version string) driver.Driver {
+		d := newCluster(t, cli, version, drivertest.Replicas)
+		cluster = d.Cluster()
+		return d
+	})
+	assertNothingLeft(t, cli, cluster)
+}
+
+func TestCreateRefusals(t *testing.T) {
+	cli := engine(t)
+	ctx := context.Background()
+	home := t.TempDir()
+	tests := []struct {
+		name string
+		spec driver.Spec
+		want error
+	}{
+		{name: "release not in the catalog", spec: driver.Spec{Cluster: "refused", Version: "9.9.9", Replicas: 1}, want: driver.ErrNoArtifact},
+		{name: "invalid name", spec: driver.Spec{Cluster: "Not_Valid", Version: drivertest.From, Replicas: 1}},
+		{name: "no replicas", spec: driver.Spec{Cluster: "refused", Version: drivertest.From, Replicas: 0}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := docker.Create(ctx, tc.spec, docker.Options{Home: home, Client: cli})
+			if err == nil {
+				t.Fatal("Create succeeded, want an error")
+			}
+			if tc.want != nil && !errors.Is(err, tc.want) {
+				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+		})
+	}
+	if _, err := os.Stat(driver.ClusterDir(home, "refused")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a refused Create left its folder behind (stat: %v)", err)
+	}
+	if _, err := docker.Open("refused", docker.Options{Home: home, Client: cli}); !errors.Is(err, driver.ErrNoCluster) {
+		t.Errorf("Open of a cluster never created: err = %v, want ErrNoCluster", err)
+	}
+}
+
+func TestCreateExisting(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real containers; skipped with -short")
+	}
+	cli := engine(t)
+	images(t, cli)
+	d := newCluster(t, cli, drivertest.From, 1)
+	home := d.Dir()[:len(d.Dir())-len("/clusters/"+d.Cluster())]
+	_, err := docker.Create(context.Background(), driver.Spec{Cluster: d.Cluster(), Version: drivertest.From, Replicas: 1},
+		docker.Options{Home: home, Client: cli})
+	if !errors.Is(err, driver.ErrClusterExists) {
+		t.Fatalf("Create of an existing cluster: err = %v, want ErrClusterExists", err)
+	}
+	// The folder is gone but the engine still holds the cluster: refused too.
+	other := t.TempDir()
+	_, err = docker.Create(context.Background(), driver.Spec{Cluster: d.Cluster(), Version: drivertest.From, Replicas: 1},
+		docker.Options{Home: other, Client: cli})
+	if !errors.Is(err, driver.ErrClusterExists) {
+		t.Fatalf("Create over leftovers on the engine: err = %v, want ErrClusterExists", err)
+	}
+	o, err := docker.Open(d.Cluster(), docker.Options{Home: home, Client: cli})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	reps, err := o.Replicas(context.Background())
+	if err != nil || len(reps) != 1 || !reps[0].Running || reps[0].Container == "" {
+		t.Fatalf("Replicas through Open: %+v, %v; want one running replica with its container", reps, err)
+	}
+}
+
+// assertNothingLeft fails if containers, volumes or networks of cluster
+// remain on the engine.
+func assertNothingLeft(t *testing.T, cli *client.Client, cluster string) {
+	t.Helper()
+	ctx := context.Background()
+	f := make(client.Filters).Add("label", docker.LabelCluster+"="+cluster)
+	cs, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs.Items {
+		t.Errorf("container %v of cluster %s left behind", c.Names, cluster)
+	}
+	vs, err := cli.VolumeList(ctx, client.VolumeListOptions{Filters: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range vs.Items {
+		t.Errorf("volume %s of cluster %s left behind", v.Name, cluster)
+	}
+	ns, err := cli.NetworkList(ctx, client.NetworkListOptions{Filters: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range ns.Items {
+		t.Errorf("network %s of cluster %s left behind", n.Name, cluster)
+	}
+}
