@@ -21,7 +21,7 @@ func SchemaOf(release string) (int, error) {
 		return 0, fmt.Errorf("%w: %w", ErrUnknownRelease, err)
 	}
 	if !catalog.Builtin().Contains(v) {
-		return 0, fmt.Errorf("%w: %s is not a registry release (see `ladder releases`)", ErrUnknownRelease, release)
+		return 0, fmt.Errorf("%w: %s is not a registry release (see `ladder catalog`)", ErrUnknownRelease, release)
 	}
 	s, ok := catalog.Builtin().SchemaOf(v)
 	if !ok {

@@ -14,6 +14,7 @@ func commands(e *env) []*cobra.Command {
 		newRestartCmd(e),
 		newDemoCmd(e),
 		newImagesCmd(e),
+		newRegistryCmd(e),
 		newVersionCmd(e),
 	}
 }
