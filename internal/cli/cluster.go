@@ -56,19 +56,16 @@ readable only by you; its path is printed.`,
 			if err := driver.ValidateName(cf.name); err != nil {
 				return usageErr("%w", err)
 			}
-			if drv != local.Name {
-				return usageErr("unknown --driver %q: use local", drv)
-			}
 			home, err := driver.Home()
 			if err != nil {
 				return err
 			}
 			start := time.Now()
-			fmt.Fprintf(e.stderr, "creating cluster %s: %d replicas of release %s (local processes)\n", cf.name, replicas, version)
-			d, err := local.Create(e.ctx, driver.Spec{Cluster: cf.name, Version: version, Replicas: replicas,
-				AdminPassword: password, Timeout: timeout}, local.Options{Home: home})
+			d, err := createCluster(e.ctx, e.stderr, drv, home, driver.Spec{Cluster: cf.name, Version: version, Replicas: replicas,
+				AdminPassword: password, Timeout: timeout})
 			if err != nil {
-				if errors.Is(err, driver.ErrClusterExists) || errors.Is(err, driver.ErrNoArtifact) {
+				var ee *exitError
+				if errors.Is(err, driver.ErrClusterExists) || errors.Is(err, driver.ErrNoArtifact) || errors.As(err, &ee) {
 					return withCode(ExitUsage, err)
 				}
 				return fmt.Errorf("create cluster %s: %w", cf.name, err)
@@ -90,7 +87,7 @@ readable only by you; its path is printed.`,
 	c.Flags().StringVar(&version, "version", "", "release to run (required; see: ladder catalog)")
 	c.Flags().IntVar(&replicas, "replicas", 3, "number of replicas")
 	c.Flags().StringVar(&password, "admin-password", "", "admin password (default: generated)")
-	c.Flags().StringVar(&drv, "driver", local.Name, "where replicas run: local")
+	c.Flags().StringVar(&drv, "driver", local.Name, "where replicas run: local or docker (images: ladder images build)")
 	c.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "how long to wait for the cluster to become healthy")
 	_ = c.MarkFlagRequired("version")
 	return c

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ladder-dev/ladder/driver"
+	"github.com/ladder-dev/ladder/driver/docker"
 	"github.com/ladder-dev/ladder/driver/local"
 )
 
@@ -38,6 +39,9 @@ func openCluster(name string) (driver.Driver, driver.Record, error) {
 	switch rec.Driver {
 	case local.Name:
 		d, err := local.Open(name, local.Options{Home: home})
+		return d, rec, err
+	case docker.Name:
+		d, err := docker.Open(name, docker.Options{Home: home})
 		return d, rec, err
 	}
 	return nil, rec, fmt.Errorf("open cluster %s: unknown driver %q in its record", name, rec.Driver)
