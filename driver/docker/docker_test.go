@@ -1,11 +1,15 @@
 package docker_test
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"io"
 	"os"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -47,8 +51,8 @@ var (
 	imagesErr  error
 )
 
-// images builds the suite's release images once per test process from a
-// fresh ladder binary.
+// images builds the release images of the suite and of the fault tests
+// once per test process from a fresh ladder binary.
 func images(t *testing.T, cli *client.Client) {
 	t.Helper()
 	bin := testbin.Ladder(t)
@@ -57,7 +61,7 @@ func images(t *testing.T, cli *client.Client) {
 		defer cancel()
 		start := time.Now()
 		var imgs []docker.Image
-		imgs, imagesErr = docker.BuildImages(ctx, cli, bin, drivertest.Versions, nil)
+		imgs, imagesErr = docker.BuildImages(ctx, cli, bin, append(slices.Clone(drivertest.Versions), faultFrom, faultTo), nil)
 		for _, img := range imgs {
 			t.Logf("built %s (%s, %d bytes) in %s", img.Ref, img.ID, img.Size, img.Duration.Round(time.Millisecond))
 		}
@@ -107,7 +111,12 @@ func TestConformance(t *testing.T) {
 }
 
 func TestCreateRefusals(t *testing.T) {
-	cli := engine(t)
+	// Refusals come before the engine is asked: no engine needed.
+	cli, err := docker.NewClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
 	ctx := context.Background()
 	home := t.TempDir()
 	tests := []struct {
@@ -195,4 +204,92 @@ func assertNothingLeft(t *testing.T, cli *client.Client, cluster string) {
 	for _, n := range ns.Items {
 		t.Errorf("network %s of cluster %s left behind", n.Name, cluster)
 	}
+}
+
+// TestReplaceRollsBack replaces a replica with an image that cannot start:
+// Replace must fail and leave the replica running its old release, with
+// its data, under its name and URL.
+func TestReplaceRollsBack(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real containers; skipped with -short")
+	}
+	cli := engine(t)
+	images(t, cli)
+	ctx := context.Background()
+	const broken = "1.4.0"
+	brokenImage(t, cli, broken)
+	d := newCluster(t, cli, drivertest.From, 1)
+	before, err := d.Replicas(ctx)
+	if err != nil || len(before) != 1 {
+		t.Fatalf("Replicas: %+v, %v", before, err)
+	}
+	ref := push(t, ctx, d, "replica-1", "rollback/app:v1")
+
+	err = d.Replace(ctx, "replica-1", broken)
+	if err == nil {
+		t.Fatal("Replace with an image that cannot start succeeded")
+	}
+	t.Logf("Replace failed as it should: %v", err)
+	after, err := d.Replicas(ctx)
+	if err != nil || len(after) != 1 {
+		t.Fatalf("Replicas after the failed Replace: %+v, %v", after, err)
+	}
+	got := after[0]
+	if got.Version != drivertest.From || got.URL != before[0].URL || !got.Running || got.Container != before[0].Container {
+		t.Errorf("after a failed Replace: %+v, want the old container %s running %s at %s",
+			got, before[0].Container, drivertest.From, before[0].URL)
+	}
+	waitStatus(t, ctx, d, "settled", func(st driver.Status) bool { return st.Store.Settled && st.Version == drivertest.From })
+	assertImages(t, ctx, d, ref)
+	cs, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true,
+		Filters: make(client.Filters).Add("label", docker.LabelCluster+"="+d.Cluster())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cs.Items) != 1 {
+		t.Errorf("%d containers after the rollback, want 1: %+v", len(cs.Items), cs.Items)
+	}
+}
+
+// brokenImage tags ladder-registry:VERSION as an image without the ladder
+// binary, for the length of the test; an image of that tag that existed
+// before gets its tag back afterwards.
+func brokenImage(t *testing.T, cli *client.Client, version string) {
+	t.Helper()
+	ctx := context.Background()
+	ref := docker.ImageRef(version)
+	prev, err := cli.ImageInspect(ctx, ref)
+	hadPrev := err == nil
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	files := map[string]string{"Dockerfile": "FROM scratch\nCOPY empty /empty\n", "empty": ""}
+	for _, n := range []string{"Dockerfile", "empty"} {
+		if err := tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: int64(len(files[n]))}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write([]byte(files[n])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := cli.ImageBuild(ctx, &buf, client.ImageBuildOptions{Tags: []string{ref}, Remove: true, ForceRemove: true})
+	if err != nil {
+		t.Fatalf("build a broken image: %v", err)
+	}
+	out, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if _, err := cli.ImageInspect(ctx, ref); err != nil {
+		t.Fatalf("build a broken image: %v\n%s", err, out)
+	}
+	t.Cleanup(func() {
+		if hadPrev {
+			if _, err := cli.ImageTag(ctx, client.ImageTagOptions{Source: prev.ID, Target: ref}); err != nil {
+				t.Errorf("give %s its tag back: %v", ref, err)
+			}
+		} else if _, err := cli.ImageRemove(ctx, ref, client.ImageRemoveOptions{}); err != nil {
+			t.Errorf("remove the broken image: %v", err)
+		}
+	})
 }
