@@ -111,6 +111,8 @@ func (r *reporter) event(ev upgrade.Event) {
 		r.line("WARN", "%s", ev.Message)
 	case upgrade.EventFailed:
 		r.line("ERROR", "%s", ev.Message)
+	case upgrade.EventDone:
+		// The command prints its own closing line.
 	default:
 		if ev.Message != "" {
 			r.line("INFO", "%s", ev.Message)

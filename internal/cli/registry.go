@@ -276,6 +276,7 @@ func newRegistrySeedCmd(e *env) *cobra.Command {
 	var (
 		endpoints string
 		repos     int
+		release   string
 	)
 	c := &cobra.Command{
 		Use:   "seed",
@@ -296,7 +297,7 @@ Only metadata is written: the blobs themselves are not.`,
 				return err
 			}
 			defer cli.Close()
-			st, err := registry.OpenStore(e.ctx, cli, registry.StoreOptions{})
+			st, err := registry.OpenStore(e.ctx, cli, registry.StoreOptions{Release: release})
 			if err != nil {
 				return err
 			}
@@ -310,6 +311,7 @@ Only metadata is written: the blobs themselves are not.`,
 	}
 	c.Flags().StringVar(&endpoints, "endpoints", "", "store client URLs, comma-separated")
 	c.Flags().IntVar(&repos, "repositories", 20, "number of repositories")
+	c.Flags().StringVar(&release, "release", "", "release to write as (drivers pass it when they run seed as a job); default: the store's schema")
 	return c
 }
 

@@ -161,6 +161,9 @@ mandatory refusals (downgrades, skips) cannot be forced.`,
 			for i, r := range reps {
 				ids[i] = r.ID
 			}
+			if st, err := clusterStatus(e.ctx, d); err == nil {
+				ids = upgrade.RollOrder(st, ids)
+			}
 			steps := upgrade.Steps(p, ids)
 			if !out.json() {
 				printPlan(e.stdout, p)
@@ -200,7 +203,7 @@ mandatory refusals (downgrades, skips) cannot be forced.`,
 	c.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask before upgrading (required without a terminal)")
 	c.Flags().BoolVar(&force, "force", false, "go past skippable policy warnings (never past mandatory refusals)")
 	c.Flags().BoolVar(&prerel, "allow-prerelease", false, "allow a pre-release as the target")
-	c.Flags().StringVar(&logLevel, "log-level", "warn", "engine log level: debug, info, warn, error")
+	c.Flags().StringVar(&logLevel, "log-level", "error", "engine log level: debug, info, warn, error (progress is shown either way)")
 	_ = c.RegisterFlagCompletionFunc("to", completeVersions(&releaseFlags{}, 0))
 	return c
 }
