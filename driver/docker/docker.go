@@ -627,10 +627,10 @@ func (d *Driver) Kill(ctx context.Context, id string) error {
 	return nil
 }
 
-// Disconnect takes replica id off the cluster's network (a partition: its
-// peers cannot reach it, nor it them; its published HTTP port stays
-// reachable from this machine only while it is connected, so it looks down
-// from here too). Reconnect undoes it.
+// Disconnect takes replica id off the cluster's network, a partition: its
+// peers cannot reach it, nor it them. Its HTTP port is published through
+// that network, so from this machine it looks down too. The container
+// keeps running; Reconnect undoes it (a Restart does not).
 func (d *Driver) Disconnect(ctx context.Context, id string) error {
 	r, _, err := d.find(ctx, id)
 	if err != nil {
