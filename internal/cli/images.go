@@ -51,11 +51,11 @@ written with '_' in the tag), from a static ladder binary:
     CGO_ENABLED=0 (the go command must be on PATH);
   - otherwise this ladder executable, if it is statically linked.
 
-Every release image is the same binary plus the release's metadata
-(LADDER_RELEASE, the labels org.opencontainers.image.version and
-ladder.release, and the entrypoint "/ladder registry serve"), so the images
-share one layer and building all of them takes seconds. Without --versions
-every release of the built-in catalog is built.`,
+Every release image is the same binary plus the release's metadata: the
+entrypoint "/ladder registry serve --release VERSION" and the labels
+org.opencontainers.image.version and ladder.release. The images share one
+layer and building all of them takes seconds. Without --versions every
+release of the built-in catalog is built.`,
 		Example: `  ladder images build
   ladder images build --versions 2.1.4,2.2.4,3.0.1`,
 		Args: exactArgs(),
