@@ -335,53 +335,65 @@ func (b *Batcher) Scan(ctx context.Context, prefix string, fn func(ctx context.C
 			from = b.resume.After + "\x00"
 		}
 	}
-	s := b.run.s
-	for {
-		resp, err := s.cli.Get(ctx, from, clientv3.WithRange(prefixEnd(prefix)), clientv3.WithLimit(int64(b.run.opts.Batch)))
-		if err != nil {
-			return fmt.Errorf("read %s: %w", prefix, err)
-		}
-		if len(resp.Kvs) == 0 {
-			return nil
-		}
-		rows := make([]Row, len(resp.Kvs))
-		for i, kv := range resp.Kvs {
-			rows[i] = Row{Key: string(kv.Key), Value: kv.Value}
-		}
-		c := newChanges(s)
+	return b.run.s.scanRange(ctx, from, prefixEnd(prefix), b.run.opts.Batch, func(rows []Row) error {
+		c := newChanges(b.run.s)
 		if err := fn(ctx, rows, c); err != nil {
 			return err
 		}
-		last := rows[len(rows)-1].Key
-		if err := b.commit(ctx, c, pass, last, int64(len(rows))); err != nil {
-			return err
+		return b.commit(ctx, c, pass, rows[len(rows)-1].Key, int64(len(rows)))
+	})
+}
+
+// scanPage is how many keys scanRange lists per request.
+const scanPage = 20000
+
+// scanRange calls fn with the rows in [from, end), in key order, at most
+// batch at a time (more when rows were added meanwhile). It lists keys
+// first and then reads each batch as a closed key range: etcd counts every
+// key from the start of a ranged read to its end, so reading a large table
+// in limited pages of the whole range would cost quadratic time.
+func (s *Store) scanRange(ctx context.Context, from, end string, batch int, fn func(rows []Row) error) error {
+	for {
+		resp, err := s.cli.Get(ctx, from, clientv3.WithRange(end), clientv3.WithKeysOnly(), clientv3.WithLimit(scanPage))
+		if err != nil {
+			return fmt.Errorf("list keys from %s: %w", from, err)
 		}
-		if !resp.More {
+		keys := resp.Kvs
+		for i := 0; i < len(keys); i += batch {
+			lo, hi := string(keys[i].Key), string(keys[min(i+batch, len(keys))-1].Key)
+			got, err := s.cli.Get(ctx, lo, clientv3.WithRange(hi+"\x00"))
+			if err != nil {
+				return fmt.Errorf("read rows from %s: %w", lo, err)
+			}
+			if len(got.Kvs) == 0 {
+				continue
+			}
+			rows := make([]Row, len(got.Kvs))
+			for j, kv := range got.Kvs {
+				rows[j] = Row{Key: string(kv.Key), Value: kv.Value}
+			}
+			if err := fn(rows); err != nil {
+				return err
+			}
+		}
+		if !resp.More || len(keys) == 0 {
 			return nil
 		}
-		from = last + "\x00"
+		from = string(keys[len(keys)-1].Key) + "\x00"
 	}
 }
 
 // Each calls fn with every row under prefix, read in batches, without
 // writing anything (to build lookup tables before a Scan).
 func (b *Batcher) Each(ctx context.Context, prefix string, fn func(Row) error) error {
-	from := prefix
-	for {
-		resp, err := b.run.s.cli.Get(ctx, from, clientv3.WithRange(prefixEnd(prefix)), clientv3.WithLimit(int64(max(b.run.opts.Batch, 1000))))
-		if err != nil {
-			return fmt.Errorf("read %s: %w", prefix, err)
-		}
-		for _, kv := range resp.Kvs {
-			if err := fn(Row{Key: string(kv.Key), Value: kv.Value}); err != nil {
+	return b.run.s.scanRange(ctx, prefix, prefixEnd(prefix), max(b.run.opts.Batch, 1000), func(rows []Row) error {
+		for _, r := range rows {
+			if err := fn(r); err != nil {
 				return err
 			}
 		}
-		if !resp.More || len(resp.Kvs) == 0 {
-			return nil
-		}
-		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
-	}
+		return nil
+	})
 }
 
 func (b *Batcher) commit(ctx context.Context, c *Changes, pass int, after string, rows int64) error {
