@@ -13,6 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
 	"github.com/ladder-dev/ladder/driver"
 )
 
@@ -134,6 +139,35 @@ func TestClusterOfThree(t *testing.T) {
 	}
 	httpGet(t, reps[2].URL()+"/v2/", http.StatusOK)
 	httpGet(t, reps[2].URL()+"/nothing-here", http.StatusNotFound)
+
+	// An image pushed through one replica's OCI API pulls from another.
+	img, err := random.Image(2048, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := func(r *Replica) string { return strings.TrimPrefix(r.URL(), "http://") }
+	push, err := name.NewTag(host(reps[0])+"/team/pushed:v1", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(push, img, remote.WithAuth(&authn.Basic{Username: "admin", Password: testPassword})); err != nil {
+		t.Fatalf("push through %s: %v", reps[0].ID(), err)
+	}
+	pull, _ := name.NewTag(host(reps[1])+"/team/pushed:v1", name.Insecure)
+	pulled, err := remote.Image(pull)
+	if err != nil {
+		t.Fatalf("pull through %s: %v", reps[1].ID(), err)
+	}
+	if want, _ := img.Digest(); func() bool { got, _ := pulled.Digest(); return got != want }() {
+		t.Error("pulled image differs from the pushed one")
+	}
+	if layers, _ := pulled.Layers(); len(layers) != 2 {
+		t.Errorf("pulled %d layers, want 2", len(layers))
+	}
+	anon, _ := name.NewTag(host(reps[1])+"/team/anon:v1", name.Insecure)
+	if err := remote.Write(anon, img); err == nil {
+		t.Error("anonymous push succeeded")
+	}
 
 	// Backups need the admin password.
 	var buf bytes.Buffer

@@ -127,6 +127,11 @@ func (r *Replica) healthy() string {
 	if r.etcd.Server.Leader() == 0 {
 		return "store member has no leader"
 	}
+	if st := r.Store(); st != nil {
+		if err := st.checkSchema(st.Schema()); err != nil {
+			return err.Error()
+		}
+	}
 	return ""
 }
 

@@ -275,6 +275,9 @@ func (s *Store) update(ctx context.Context, fn func(ctx context.Context, t *txn)
 	var delay time.Duration
 	for attempt := 0; attempt < 64; attempt++ {
 		t := s.newTxn()
+		if err := s.checkSchema(t.schema); err != nil {
+			return err
+		}
 		if err := fn(ctx, t); err != nil {
 			return err
 		}
@@ -311,8 +314,14 @@ func (s *Store) update(ctx context.Context, fn func(ctx context.Context, t *txn)
 }
 
 // view runs fn as a read-only operation.
+// A store migrated past what the release knows is refused: its rows may be
+// in a layout this release cannot read.
 func (s *Store) view(ctx context.Context, fn func(ctx context.Context, t *txn) error) error {
-	return fn(ctx, s.newTxn())
+	t := s.newTxn()
+	if err := s.checkSchema(t.schema); err != nil {
+		return err
+	}
+	return fn(ctx, t)
 }
 
 // errorsIsNotFound reports whether err is ErrNotFound.

@@ -224,3 +224,23 @@ func TestSchemaOfReleases(t *testing.T) {
 		t.Errorf("releaseFor(7) = %s", got)
 	}
 }
+
+func TestStoreRefusesSchemaMigratedPastIt(t *testing.T) {
+	cli := newTestEtcd(t, false)
+	ctx := context.Background()
+	old := freshStore(t, cli, 4, 4)
+	if err := old.PutManifest(ctx, "a/b", testImage("x", 1), "v1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := openStore(t, cli, 5).Migrate(ctx, MigrateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// The old release's cached schema is stale; its next write finds out.
+	err := old.PutManifest(ctx, "a/b", testImage("y", 1), "v2")
+	if !errors.Is(err, ErrSchemaTooNew) {
+		t.Errorf("write by a release that knows 4 on schema 5: %v, want ErrSchemaTooNew", err)
+	}
+	if _, err := old.ResolveTag(ctx, "a/b", "v1"); !errors.Is(err, ErrSchemaTooNew) {
+		t.Errorf("read after the schema moved past the release: %v, want ErrSchemaTooNew", err)
+	}
+}
