@@ -280,7 +280,8 @@ func brokenImage(t *testing.T, cli *client.Client, version string) {
 	}
 	out, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	if _, err := cli.ImageInspect(ctx, ref); err != nil {
+	img, err := cli.ImageInspect(ctx, ref)
+	if err != nil {
 		t.Fatalf("build a broken image: %v\n%s", err, out)
 	}
 	t.Cleanup(func() {
@@ -288,7 +289,8 @@ func brokenImage(t *testing.T, cli *client.Client, version string) {
 			if _, err := cli.ImageTag(ctx, client.ImageTagOptions{Source: prev.ID, Target: ref}); err != nil {
 				t.Errorf("give %s its tag back: %v", ref, err)
 			}
-		} else if _, err := cli.ImageRemove(ctx, ref, client.ImageRemoveOptions{}); err != nil {
+		}
+		if _, err := cli.ImageRemove(ctx, img.ID, client.ImageRemoveOptions{Force: !hadPrev}); err != nil {
 			t.Errorf("remove the broken image: %v", err)
 		}
 	})
