@@ -3,12 +3,15 @@ package registry
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/ladder-dev/ladder/driver"
@@ -19,11 +22,58 @@ const probeTimeout = 2 * time.Second
 
 // probeResult is what one replica answered.
 type probeResult struct {
-	status   *StatusReport
-	healthy  bool
-	ui       bool
-	errs     []string
+	status  *StatusReport
+	healthy bool
+	ui      bool
+	// errs holds the request errors by endpoint: status, health, ui.
+	errs     [3]error
 	reported bool
+}
+
+const (
+	epStatus = iota
+	epHealth
+	epUI
+)
+
+var endpointNames = [3]string{"status", "health", "ui"}
+
+// diagnose says in one phrase why a replica is not fully up: it is not
+// listening, it does not answer in time, it is starting, or which endpoint
+// failed how.
+func (res probeResult) diagnose() string {
+	var failed []error
+	timeouts, refused := 0, 0
+	for _, err := range res.errs {
+		if err == nil {
+			continue
+		}
+		failed = append(failed, err)
+		var ne net.Error
+		switch {
+		case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
+			timeouts++
+		case errors.Is(err, syscall.ECONNREFUSED):
+			refused++
+		}
+	}
+	switch {
+	case len(failed) == 0:
+		return ""
+	case timeouts == len(failed):
+		return fmt.Sprintf("not answering: no reply within %s (frozen or overloaded)", probeTimeout)
+	case refused == len(failed):
+		return "not answering: connection refused (not running, or not listening yet)"
+	case res.status != nil && res.status.Error != "":
+		return "starting: " + res.status.Error
+	}
+	var parts []string
+	for i, err := range res.errs {
+		if err != nil {
+			parts = append(parts, endpointNames[i]+": "+err.Error())
+		}
+	}
+	return strings.Join(parts, "; ")
 }
 
 // Probe asks every replica for /api/v1/status, /health and the UI page, all
@@ -54,7 +104,7 @@ func Probe(ctx context.Context, cluster string, replicas []driver.Replica, hc *h
 				res.status = &st
 			}
 			if err != nil {
-				res.errs = append(res.errs, "status: "+err.Error())
+				res.errs[epStatus] = err
 			}
 		}()
 		go func() {
@@ -65,7 +115,7 @@ func Probe(ctx context.Context, cluster string, replicas []driver.Replica, hc *h
 			defer mu.Unlock()
 			res.healthy = err == nil && code == http.StatusOK
 			if err != nil {
-				res.errs = append(res.errs, "health: "+err.Error())
+				res.errs[epHealth] = err
 			}
 		}()
 		go func() {
@@ -75,7 +125,7 @@ func Probe(ctx context.Context, cluster string, replicas []driver.Replica, hc *h
 			defer mu.Unlock()
 			res.ui = ok
 			if err != nil {
-				res.errs = append(res.errs, "ui: "+err.Error())
+				res.errs[epUI] = err
 			}
 		}()
 	}
@@ -104,9 +154,6 @@ func summarize(cluster string, replicas []driver.Replica, results []probeResult)
 			rs.MemberID = s.MemberID
 			rs.AppliedIndex = s.AppliedIndex
 			st.SchemaVersion = max(st.SchemaVersion, s.SchemaVersion)
-			if s.Error != "" && !res.healthy {
-				res.errs = append(res.errs, s.Error)
-			}
 			for _, t := range s.Tables {
 				k := t.DB + "/" + t.Name
 				acc := tables[k]
@@ -119,8 +166,11 @@ func summarize(cluster string, replicas []driver.Replica, results []probeResult)
 				acc.applied[rep.ID] = t.LocalRevision
 			}
 		}
-		if len(res.errs) > 0 && !(res.healthy && res.ui && res.status != nil) {
-			rs.Error = strings.Join(res.errs, "; ")
+		if !(res.healthy && res.ui && res.status != nil) {
+			rs.Error = res.diagnose()
+			if rs.Error == "" && res.status != nil && res.status.Error != "" {
+				rs.Error = "starting: " + res.status.Error
+			}
 		}
 		versions[rs.Version] = true
 		st.Replicas = append(st.Replicas, rs)

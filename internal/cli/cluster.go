@@ -24,7 +24,7 @@ store. The local driver runs them as processes on this machine, with their
 data, logs and pid files under $LADDER_HOME/clusters/NAME (default
 ~/.ladder). Every command takes --cluster NAME (default "default").`,
 	}
-	c.AddCommand(newClusterCreateCmd(e), newClusterStatusCmd(e), newClusterRestartCmd(e), newClusterDestroyCmd(e))
+	c.AddCommand(newClusterCreateCmd(e), newClusterStatusCmd(e), newClusterRestartCmd(e), newClusterDestroyCmd(e), newClusterSeedCmd(e))
 	return c
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"strconv"
 	"strings"
@@ -248,7 +247,7 @@ func (d *demo) run(keep bool) (err error) {
 	rep := newReporter(d.env, false, len(upgrade.Steps(d.plan, ids)))
 	rep.onEvent = d.onEvent
 	eng := &upgrade.Engine{Driver: drv, App: registryApp{cluster: d.cluster, password: d.password}, Journal: j,
-		Log: rep.logger(slog.LevelError), OnEvent: rep.event, Options: opts}
+		Log: rep.logger(logLevels["off"]), OnEvent: rep.event, Options: opts}
 	upStart := time.Now()
 	runErr := eng.Run(ctx, d.plan)
 	rep.close()

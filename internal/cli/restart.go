@@ -3,7 +3,6 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -53,7 +52,7 @@ To restart a single replica, use: ladder cluster restart --replica ID.`,
 			}
 			rep := newReporter(e, out.json(), 0)
 			eng := &upgrade.Engine{Driver: d, App: registryApp{cluster: cf.name}, Journal: j,
-				Log: rep.logger(slog.LevelError), OnEvent: rep.event, Options: opts}
+				Log: rep.logger(logLevels["off"]), OnEvent: rep.event, Options: opts}
 			start := time.Now()
 			err = eng.RollingRestart(e.ctx)
 			rep.close()

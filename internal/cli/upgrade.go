@@ -134,8 +134,9 @@ mandatory refusals (downgrades, skips) cannot be forced.`,
 			if err != nil {
 				return err
 			}
-			if !map[string]bool{"debug": true, "info": true, "warn": true, "error": true}[logLevel] {
-				return usageErr("invalid --log-level %q: use debug, info, warn or error", logLevel)
+			lvl, ok := logLevels[logLevel]
+			if !ok {
+				return usageErr("invalid --log-level %q: use off, debug, info, warn or error", logLevel)
 			}
 			opts, err := uf.options(cf.name)
 			if err != nil {
@@ -149,22 +150,19 @@ mandatory refusals (downgrades, skips) cannot be forced.`,
 			if err != nil {
 				return err
 			}
-			p, err := upgradePlan(e, d, j, target, force, prerel)
+			st, err := clusterStatus(e.ctx, d)
 			if err != nil {
 				return err
 			}
-			reps, err := d.Replicas(e.ctx)
+			p, err := upgradePlan(e, d, st, j, target, force, prerel)
 			if err != nil {
 				return err
 			}
-			ids := make([]string, len(reps))
-			for i, r := range reps {
+			ids := make([]string, len(st.Replicas))
+			for i, r := range st.Replicas {
 				ids[i] = r.ID
 			}
-			if st, err := clusterStatus(e.ctx, d); err == nil {
-				ids = upgrade.RollOrder(st, ids)
-			}
-			steps := upgrade.Steps(p, ids)
+			steps := upgrade.Steps(p, upgrade.RollOrder(st, ids))
 			if !out.json() {
 				printPlan(e.stdout, p)
 				fmt.Fprintln(e.stdout)
@@ -185,7 +183,6 @@ mandatory refusals (downgrades, skips) cannot be forced.`,
 			if err != nil {
 				return err
 			}
-			lvl := map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}[logLevel]
 			rep := newReporter(e, out.json(), len(steps))
 			eng := &upgrade.Engine{Driver: d, App: registryApp{cluster: cf.name, password: password}, Journal: j,
 				Log: rep.logger(lvl), OnEvent: rep.event, Options: opts}
@@ -203,15 +200,19 @@ mandatory refusals (downgrades, skips) cannot be forced.`,
 	c.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask before upgrading (required without a terminal)")
 	c.Flags().BoolVar(&force, "force", false, "go past skippable policy warnings (never past mandatory refusals)")
 	c.Flags().BoolVar(&prerel, "allow-prerelease", false, "allow a pre-release as the target")
-	c.Flags().StringVar(&logLevel, "log-level", "error", "engine log level: debug, info, warn, error (progress is shown either way)")
+	c.Flags().StringVar(&logLevel, "log-level", "off", "engine log lines besides progress: off, debug, info, warn, error")
 	_ = c.RegisterFlagCompletionFunc("to", completeVersions(&releaseFlags{}, 0))
 	return c
 }
 
+// logLevels maps --log-level to slog levels; "off" is above every level.
+var logLevels = map[string]slog.Level{"off": slog.LevelError + 4, "debug": slog.LevelDebug,
+	"info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}
+
 // upgradePlan decides what to run: the unfinished upgrade of the journal
 // when it has the same target, otherwise a new plan from the version the
 // cluster runs, checked against policy.
-func upgradePlan(e *env, d driver.Driver, j *journal.Journal, target *semver.Version, force, prerel bool) (plan.Plan, error) {
+func upgradePlan(e *env, d driver.Driver, st driver.Status, j *journal.Journal, target *semver.Version, force, prerel bool) (plan.Plan, error) {
 	unfinished, ok, err := upgrade.Unfinished(j)
 	if err != nil {
 		return plan.Plan{}, err
@@ -223,10 +224,6 @@ func upgradePlan(e *env, d driver.Driver, j *journal.Journal, target *semver.Ver
 		}
 		fmt.Fprintf(e.stderr, "resuming the unfinished upgrade from %s to %s\n", unfinished.From, unfinished.To)
 		return unfinished, nil
-	}
-	st, err := clusterStatus(e.ctx, d)
-	if err != nil {
-		return plan.Plan{}, err
 	}
 	if st.Version == driver.VersionMixed || st.Version == "" {
 		reps, _ := d.Replicas(e.ctx)
@@ -321,12 +318,6 @@ func upgradeResult(e *env, asJSON bool, cluster string, target *semver.Version, 
 	}
 	if errors.Is(err, upgrade.ErrUnfinished) {
 		return withCode(ExitRefused, err)
-	}
-	if asJSON {
-		if errors.Is(err, context.Canceled) {
-			return silent(ExitInterrupted)
-		}
-		return silent(ExitFailed)
 	}
 	sum, _ := upgrade.Summarize(j)
 	var done []string
