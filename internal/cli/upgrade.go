@@ -222,7 +222,6 @@ func upgradePlan(e *env, d driver.Driver, st driver.Status, j *journal.Journal, 
 			return plan.Plan{}, withCode(ExitRefused, fmt.Errorf("upgrade to %s refused: the upgrade from %s to %s is unfinished; finish it first with: ladder upgrade --cluster %s --to %s",
 				target, unfinished.From, unfinished.To, d.Cluster(), unfinished.To))
 		}
-		fmt.Fprintf(e.stderr, "resuming the unfinished upgrade from %s to %s\n", unfinished.From, unfinished.To)
 		return unfinished, nil
 	}
 	if st.Version == driver.VersionMixed || st.Version == "" {
@@ -314,7 +313,7 @@ func upgradeResult(e *env, asJSON bool, cluster string, target *semver.Version, 
 	}
 	var locked *journal.LockedError
 	if errors.As(err, &locked) {
-		return withCode(ExitLocked, fmt.Errorf("%w: wait for it to finish, or check it with: ladder status --cluster %s", err, cluster))
+		return withCode(ExitLocked, fmt.Errorf("another upgrade is running: %w\n  follow it with: ladder status --cluster %s", err, cluster))
 	}
 	if errors.Is(err, upgrade.ErrUnfinished) {
 		return withCode(ExitRefused, err)

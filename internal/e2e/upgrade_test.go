@@ -46,7 +46,7 @@ func TestUpgradeKilledAndResumed(t *testing.T) {
 		t.Fatalf("first run ended early (exit %d): %s", u1.wait(), u1.stderr)
 	}
 	code, _, errOut := e.run("upgrade", "--cluster", name, "--to", "3.1.2", "--yes")
-	if code != 4 || !strings.Contains(errOut, "locked") || !strings.Contains(errOut, "pid") {
+	if code != 4 || !strings.Contains(errOut, "another upgrade is running") || !strings.Contains(errOut, "pid") {
 		t.Fatalf("concurrent upgrade: exit %d, want 4 naming the holder; stderr:\n%s", code, errOut)
 	}
 	if _, ok := u1.until(t, stepStart("hop/2.2.5->2.3.2/roll/", "/replace")); !ok {
