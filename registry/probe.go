@@ -38,9 +38,9 @@ const (
 
 var endpointNames = [3]string{"status", "health", "ui"}
 
-// diagnose says in one phrase why a replica is not fully up: it is not
-// listening, it does not answer in time, it is starting, or which endpoint
-// failed how.
+// diagnose says in one phrase, to be read after the replica's name, why it
+// is not fully up: it does not answer in time, refuses connections, is
+// starting, or which endpoint failed how.
 func (res probeResult) diagnose() string {
 	var failed []error
 	timeouts, refused := 0, 0
@@ -61,11 +61,11 @@ func (res probeResult) diagnose() string {
 	case len(failed) == 0:
 		return ""
 	case timeouts == len(failed):
-		return fmt.Sprintf("not answering: no reply within %s (frozen or overloaded)", probeTimeout)
+		return fmt.Sprintf("does not answer within %s (frozen or overloaded?)", probeTimeout)
 	case refused == len(failed):
-		return "not answering: connection refused (not running, or not listening yet)"
+		return "refuses connections (not running, or not listening yet)"
 	case res.status != nil && res.status.Error != "":
-		return "starting: " + res.status.Error
+		return "is starting: " + res.status.Error
 	}
 	var parts []string
 	for i, err := range res.errs {
@@ -73,7 +73,7 @@ func (res probeResult) diagnose() string {
 			parts = append(parts, endpointNames[i]+": "+err.Error())
 		}
 	}
-	return strings.Join(parts, "; ")
+	return "is unhealthy: " + strings.Join(parts, "; ")
 }
 
 // Probe asks every replica for /api/v1/status, /health and the UI page, all
@@ -169,7 +169,7 @@ func summarize(cluster string, replicas []driver.Replica, results []probeResult)
 		if !(res.healthy && res.ui && res.status != nil) {
 			rs.Error = res.diagnose()
 			if rs.Error == "" && res.status != nil && res.status.Error != "" {
-				rs.Error = "starting: " + res.status.Error
+				rs.Error = "is starting: " + res.status.Error
 			}
 		}
 		versions[rs.Version] = true

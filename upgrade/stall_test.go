@@ -40,7 +40,7 @@ func TestFrozenReplicaRemediated(t *testing.T) {
 	assertJournal(t, dir)
 
 	stalls := rec.ofType(upgrade.EventStall)
-	if len(stalls) != 1 || stalls[0].Replica != "replica-2" || !strings.Contains(stalls[0].Message, "replica-2 not answering") {
+	if len(stalls) != 1 || stalls[0].Replica != "replica-2" || !strings.Contains(stalls[0].Message, "replica-2 does not answer") {
 		t.Fatalf("stall events = %+v, want one naming replica-2", stalls)
 	}
 	if c.Restarts("replica-2") != 5 {

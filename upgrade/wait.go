@@ -66,11 +66,13 @@ func replicaGate(id string, v *semver.Version) gate {
 	}}
 }
 
+// notAnswering says why a replica is not healthy: the status's Error is a
+// phrase that reads after the replica's name ("does not answer within 2s").
 func notAnswering(rs driver.ReplicaStatus) string {
 	if rs.Error != "" {
-		return "not answering: " + rs.Error
+		return rs.Error
 	}
-	return "not healthy"
+	return "is not healthy"
 }
 
 // replicasProblem names the first replica that is not healthy, UI up and a

@@ -122,7 +122,7 @@ func unsettledReason(st driver.Status) string {
 	for _, r := range st.Replicas {
 		switch {
 		case r.Error != "":
-			why = append(why, fmt.Sprintf("%s: %s", r.ID, r.Error))
+			why = append(why, r.ID+" "+r.Error)
 		case !r.Healthy:
 			why = append(why, r.ID+" unhealthy")
 		case !r.Voter:

@@ -16,6 +16,8 @@ import (
 
 	"github.com/ladder-dev/ladder/catalog"
 	"github.com/ladder-dev/ladder/driver"
+	"github.com/ladder-dev/ladder/driver/docker"
+	"github.com/ladder-dev/ladder/driver/local"
 	"github.com/ladder-dev/ladder/internal/traffic"
 	"github.com/ladder-dev/ladder/plan"
 	"github.com/ladder-dev/ladder/registry"
@@ -62,6 +64,7 @@ func newDemoCmd(e *env) *cobra.Command {
 		keep     bool
 		noFault  bool
 		stall    time.Duration
+		drv      string
 	)
 	c := &cobra.Command{
 		Use:   "demo",
@@ -84,7 +87,8 @@ with: ladder status --cluster demo, or open a replica's URL in a browser);
 --no-fault skips the freeze.`,
 		Example: `  ladder demo
   ladder demo --keep
-  ladder demo --no-fault -o json`,
+  ladder demo --no-fault -o json
+  ladder demo --driver docker      # the same on a Docker Engine`,
 		Args: exactArgs(),
 		RunE: func(c *cobra.Command, args []string) error {
 			if cf.name == "default" && !c.Flags().Changed("cluster") {
@@ -110,8 +114,11 @@ with: ladder status --cluster demo, or open a replica's URL in a browser);
 			if len(p.Hops) == 0 {
 				return usageErr("--from and --to are the same release: nothing to demonstrate")
 			}
+			if drv != local.Name && drv != docker.Name {
+				return usageErr("unknown --driver %q: use %s or %s", drv, local.Name, docker.Name)
+			}
 			d := &demo{env: e, cluster: cf.name, plan: p, replicas: replicas, repos: repos,
-				fault: !noFault, stallAfter: stall, json: out.json()}
+				fault: !noFault, stallAfter: stall, json: out.json(), driverName: drv}
 			return d.run(keep)
 		},
 	}
@@ -125,6 +132,7 @@ with: ladder status --cluster demo, or open a replica's URL in a browser);
 	c.Flags().BoolVar(&keep, "keep", false, "leave the cluster running at the end")
 	c.Flags().BoolVar(&noFault, "no-fault", false, "do not freeze a replica during the upgrade")
 	c.Flags().DurationVar(&stall, "stall-after", 5*time.Second, "no progress for this long is a stall")
+	c.Flags().StringVar(&drv, "driver", local.Name, "where replicas run: local (processes) or docker (containers; images are built first)")
 	return c
 }
 
@@ -137,6 +145,7 @@ type demo struct {
 	fault      bool
 	stallAfter time.Duration
 	json       bool
+	driverName string
 
 	drv      driver.Driver
 	password string
@@ -167,9 +176,8 @@ func (d *demo) out() io.Writer {
 func (d *demo) run(keep bool) (err error) {
 	ctx := d.env.ctx
 	start := time.Now()
-	d.sum = demoSummary{Cluster: d.cluster, Driver: "local", From: d.plan.From.String(), To: d.plan.To.String(), Lost: []string{}, Remediations: []string{}}
+	d.sum = demoSummary{Cluster: d.cluster, Driver: d.driverName, From: d.plan.From.String(), To: d.plan.To.String(), Lost: []string{}, Remediations: []string{}}
 
-	d.say("1. create a %d-replica cluster %q at %s", d.replicas, d.cluster, d.plan.From)
 	home, err := driver.Home()
 	if err != nil {
 		return err
@@ -177,9 +185,20 @@ func (d *demo) run(keep bool) (err error) {
 	if _, err := driver.ReadRecord(home, d.cluster); err == nil {
 		return withCode(ExitUsage, fmt.Errorf("cluster %q exists already (a demo run with --keep?): remove it with: ladder cluster destroy --cluster %s", d.cluster, d.cluster))
 	}
-	if err := Run(ctx, []string{"cluster", "create", "--cluster", d.cluster, "--version", d.plan.From.String(),
-		"--replicas", strconv.Itoa(d.replicas)}, d.env.stdin, d.out(), d.env.stderr); err != 0 {
-		return silent(err)
+	if d.driverName == docker.Name {
+		var stops []string
+		for _, v := range d.plan.Versions() {
+			stops = append(stops, v.String())
+		}
+		d.say("0. build the release images the plan needs (FROM scratch, nothing pulled)")
+		if code := Run(ctx, []string{"images", "build", "--versions", strings.Join(stops, ",")}, d.env.stdin, d.out(), d.env.stderr); code != 0 {
+			return silent(code)
+		}
+	}
+	d.say("1. create a %d-replica cluster %q at %s (%s driver)", d.replicas, d.cluster, d.plan.From, d.driverName)
+	if code := Run(ctx, []string{"cluster", "create", "--cluster", d.cluster, "--version", d.plan.From.String(),
+		"--replicas", strconv.Itoa(d.replicas), "--driver", d.driverName}, d.env.stdin, d.out(), d.env.stderr); code != 0 {
+		return silent(code)
 	}
 	drv, rec, err := openCluster(d.cluster)
 	if err != nil {
@@ -333,7 +352,8 @@ func (d *demo) onEvent(ev upgrade.Event) {
 			if r.ID != done && !r.Leader && r.Version != d.plan.Hops[1].To.String() {
 				if err := fz.Freeze(d.env.ctx, r.ID); err == nil {
 					d.frozen, d.frozenAt = r.ID, time.Now()
-					fmt.Fprintf(d.env.stderr, "WARN  [demo] froze %s (SIGSTOP): watch ladder notice and repair it\n", r.ID)
+					fmt.Fprintf(d.env.stderr, "WARN  [demo] froze %s (%s): watch ladder notice and repair it\n", r.ID,
+						map[string]string{local.Name: "SIGSTOP", docker.Name: "docker pause"}[d.driverName])
 				}
 				return
 			}

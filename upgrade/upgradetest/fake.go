@@ -362,11 +362,11 @@ func (c *Cluster) status() driver.Status {
 		rs := driver.ReplicaStatus{ID: r.id, URL: "fake://" + r.id}
 		switch {
 		case r.frozen:
-			rs.Error = "context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
+			rs.Error = "does not answer within 2s (frozen or overloaded?)"
 		case r.broken != "":
-			rs.Error = "connection refused (exited: " + r.broken + ")"
+			rs.Error = "refuses connections (exited: " + r.broken + ")"
 		case r.starting > 0:
-			rs.Error = "connection refused"
+			rs.Error = "refuses connections (not running, or not listening yet)"
 		default:
 			rs.Healthy, rs.UI, rs.Voter = true, true, true
 			rs.Version, rs.Leader, rs.AppliedIndex = r.version, r.id == c.leader, r.index
