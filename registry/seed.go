@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/ladder-dev/ladder/registry/oci"
 )
@@ -58,57 +60,102 @@ func SeedStore(ctx context.Context, st *Store, repositories int, logger *slog.Lo
 	for i, name := range []string{"alpine", "debian", "distroless"} {
 		bases[i] = newBlob("base-layer/"+name, 2<<20+rng.Int64N(30<<20))
 	}
+	// Draw every random number first, in a fixed order, so that the same
+	// count always gives the same data; then write repositories in parallel
+	// (the store retries transactions that collide).
+	type repoSpec struct {
+		i      int
+		name   string
+		images []seedImage
+		sig    blobSpec
+	}
+	specs := make([]repoSpec, repositories)
 	for i := range repositories {
-		repo := fmt.Sprintf("%s/svc-%04d", namespaces[i%len(namespaces)], i)
+		rs := repoSpec{i: i, name: fmt.Sprintf("%s/svc-%04d", namespaces[i%len(namespaces)], i)}
 		if i%7 == 6 {
-			repo = fmt.Sprintf("tool-%04d", i)
+			rs.name = fmt.Sprintf("tool-%04d", i)
 		}
 		images := 1 + rng.IntN(3)
-		var digests []string
 		for j := range images {
-			config := newBlob(fmt.Sprintf("%s/config/%d", repo, j), 1000+rng.Int64N(4000))
+			config := newBlob(fmt.Sprintf("%s/config/%d", rs.name, j), 1000+rng.Int64N(4000))
 			layers := []blobSpec{bases[rng.IntN(len(bases))],
-				newBlob(fmt.Sprintf("%s/app/%d", repo, j), 100<<10+rng.Int64N(20<<20))}
-			m := imageManifest(config, layers, "", "")
-			for _, b := range append([]blobSpec{config}, layers...) {
-				if err := st.LinkBlob(ctx, repo, b.digest, b.size); err != nil {
-					return fmt.Errorf("seed: %w", err)
-				}
-			}
-			if err := st.PutManifest(ctx, repo, m, fmt.Sprintf("v1.%d.0", j)); err != nil {
-				return fmt.Errorf("seed: %w", err)
-			}
-			digests = append(digests, m.Digest)
-		}
-		last := digests[len(digests)-1]
-		if err := putTag(ctx, st, repo, last, "latest"); err != nil {
-			return fmt.Errorf("seed: %w", err)
-		}
-		if i%3 == 0 {
-			if err := st.PutManifest(ctx, repo, indexManifest(ctx, st, repo, digests), "multi"); err != nil {
-				return fmt.Errorf("seed: %w", err)
-			}
+				newBlob(fmt.Sprintf("%s/app/%d", rs.name, j), 100<<10+rng.Int64N(20<<20))}
+			rs.images = append(rs.images, seedImage{config: config, layers: layers})
 		}
 		if i%4 == 0 {
-			sig := newBlob(repo+"/signature", 300+rng.Int64N(200))
-			if err := st.LinkBlob(ctx, repo, sig.digest, sig.size); err != nil {
-				return fmt.Errorf("seed: %w", err)
-			}
-			m := imageManifest(newEmptyConfig(), []blobSpec{sig}, digests[0], artifactSig)
-			if err := st.PutManifest(ctx, repo, m, ""); err != nil {
-				return fmt.Errorf("seed: %w", err)
-			}
+			rs.sig = newBlob(rs.name+"/signature", 300+rng.Int64N(200))
 		}
-		if i%5 == 0 && images > 1 {
-			if err := st.DeleteTag(ctx, repo, "v1.0.0"); err != nil {
-				return fmt.Errorf("seed: %w", err)
+		specs[i] = rs
+	}
+	var done atomic.Int64
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(seedWorkers)
+	for _, rs := range specs {
+		g.Go(func() error {
+			if err := seedRepository(gctx, st, rs.i, rs.name, rs.images, rs.sig); err != nil {
+				return fmt.Errorf("seed %s: %w", rs.name, err)
 			}
-		}
-		if (i+1)%50 == 0 {
-			logger.Info("seeding", "repositories", i+1, "of", repositories)
-		}
+			if n := done.Add(1); n%50 == 0 {
+				logger.Info("seeding", "repositories", n, "of", repositories)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return fmt.Errorf("seed: %w", err)
 	}
 	logger.Info("seeded", "repositories", repositories, "schema", st.Schema())
+	return nil
+}
+
+// seedWorkers is how many repositories Seed writes at once.
+const seedWorkers = 8
+
+// seedImage is one image Seed pushes: its config and layers.
+type seedImage struct {
+	config blobSpec
+	layers []blobSpec
+}
+
+// seedRepository writes repository i: its images with their blob links and
+// tags, the latest tag, an index in every third, a signature in every
+// fourth, and a deleted tag in every fifth.
+func seedRepository(ctx context.Context, st *Store, i int, repo string, images []seedImage, sig blobSpec) error {
+	var digests []string
+	for j, img := range images {
+		m := imageManifest(img.config, img.layers, "", "")
+		for _, b := range append([]blobSpec{img.config}, img.layers...) {
+			if err := st.LinkBlob(ctx, repo, b.digest, b.size); err != nil {
+				return err
+			}
+		}
+		if err := st.PutManifest(ctx, repo, m, fmt.Sprintf("v1.%d.0", j)); err != nil {
+			return err
+		}
+		digests = append(digests, m.Digest)
+	}
+	if err := putTag(ctx, st, repo, digests[len(digests)-1], "latest"); err != nil {
+		return err
+	}
+	if i%3 == 0 {
+		if err := st.PutManifest(ctx, repo, indexManifest(ctx, st, repo, digests), "multi"); err != nil {
+			return err
+		}
+	}
+	if i%4 == 0 {
+		if err := st.LinkBlob(ctx, repo, sig.digest, sig.size); err != nil {
+			return err
+		}
+		m := imageManifest(newEmptyConfig(), []blobSpec{sig}, digests[0], artifactSig)
+		if err := st.PutManifest(ctx, repo, m, ""); err != nil {
+			return err
+		}
+	}
+	if i%5 == 0 && len(images) > 1 {
+		if err := st.DeleteTag(ctx, repo, "v1.0.0"); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
