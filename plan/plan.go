@@ -125,7 +125,7 @@ func latestPatch(cat *catalog.Catalog, major, minor uint64, reason string) (*sem
 
 func newHop(cat *catalog.Catalog, from, to *semver.Version, reason string) Hop {
 	h := Hop{From: from, To: to, Reason: reason}
-	h.Kind = policy.Classify(from, to, policy.Options{Releases: cat, AllowPrerelease: true}).Kind
+	h.Kind = policy.KindOf(from, to, cat)
 	fs, fok := cat.SchemaOf(from)
 	ts, tok := cat.SchemaOf(to)
 	if fok && tok {

@@ -130,7 +130,7 @@ func (r Result) Blocking(force bool) []Finding {
 
 // Classify decides the kind of FROM → TO and collects its findings.
 func Classify(from, to *semver.Version, opts Options) Result {
-	r := Result{From: from, To: to, Kind: kindOf(from, to, opts.Releases)}
+	r := Result{From: from, To: to, Kind: KindOf(from, to, opts.Releases)}
 	add := func(c Check, mandatory bool, hint, format string, args ...any) {
 		r.Findings = append(r.Findings, Finding{Check: c, Mandatory: mandatory, Message: fmt.Sprintf(format, args...), Hint: hint})
 	}
@@ -174,9 +174,11 @@ func Classify(from, to *semver.Version, opts Options) Result {
 	return r
 }
 
-// kindOf applies the seed's table. Comparisons are written so that no
-// arithmetic can overflow on very large version numbers.
-func kindOf(from, to *semver.Version, rel Releases) Kind {
+// KindOf applies the seed's table: the kind of FROM → TO, without
+// findings. rel may be nil (the earliest minor of a major is then 0).
+// Comparisons are written so that no arithmetic can overflow on very large
+// version numbers.
+func KindOf(from, to *semver.Version, rel Releases) Kind {
 	switch {
 	case to.Major() < from.Major():
 		return MajorDowngrade

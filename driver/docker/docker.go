@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/base32"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -28,9 +27,7 @@ import (
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 
-	"github.com/ladder-dev/ladder/catalog"
 	"github.com/ladder-dev/ladder/driver"
-	"github.com/ladder-dev/ladder/policy"
 )
 
 // Name is the driver's name in cluster records.
@@ -160,7 +157,7 @@ func Create(ctx context.Context, spec driver.Spec, opts Options) (*Driver, error
 	if spec.Replicas < 1 || spec.Replicas > 9 {
 		return nil, fmt.Errorf("invalid replica count %d: use 1 to 9 (3 or 5 tolerate a failed replica)", spec.Replicas)
 	}
-	version, err := checkRelease(spec.Version)
+	version, err := driver.CheckRelease(spec.Version)
 	if err != nil {
 		return nil, err
 	}
@@ -199,7 +196,7 @@ func Create(ctx context.Context, spec driver.Spec, opts Options) (*Driver, error
 	}()
 	pw := spec.AdminPassword
 	if pw == "" {
-		pw = generatePassword()
+		pw = driver.GeneratePassword()
 	}
 	if err := os.WriteFile(d.AdminPasswordFile(), []byte(pw+"\n"), 0o600); err != nil {
 		return nil, fmt.Errorf("write admin password: %w", err)
@@ -347,7 +344,7 @@ func (d *Driver) find(ctx context.Context, id string) (replica, []replica, error
 // is the old one removed. (Updating a container's image in place is not
 // something the engine can do; a container is immutable but for its name.)
 func (d *Driver) Replace(ctx context.Context, id, version string) error {
-	v, err := checkRelease(version)
+	v, err := driver.CheckRelease(version)
 	if err != nil {
 		return err
 	}
@@ -464,7 +461,7 @@ func (d *Driver) Restart(ctx context.Context, id string) error {
 // --release and --endpoints appended. The container is removed once its
 // output is collected.
 func (d *Driver) RunJob(ctx context.Context, version string, job driver.Job) ([]byte, error) {
-	v, err := checkRelease(version)
+	v, err := driver.CheckRelease(version)
 	if err != nil {
 		return nil, err
 	}
@@ -524,7 +521,7 @@ func (d *Driver) RunJob(ctx context.Context, version string, job driver.Job) ([]
 		return nil, fmt.Errorf("run job %s of release %s: %w", job.Name, v, err)
 	}
 	if code != 0 {
-		return out, fmt.Errorf("run job %s of release %s: exit status %d: %s", job.Name, v, code, tail(out, 10))
+		return out, fmt.Errorf("run job %s of release %s: exit status %d: %s", job.Name, v, code, driver.Tail(out, 10))
 	}
 	return out, nil
 }
@@ -583,7 +580,7 @@ func (d *Driver) Destroy(ctx context.Context) error {
 // CheckArtifact implements driver.ArtifactChecker: the release must be one
 // the ladder binary can run, and its image must be present.
 func (d *Driver) CheckArtifact(ctx context.Context, version string) error {
-	v, err := checkRelease(version)
+	v, err := driver.CheckRelease(version)
 	if err != nil {
 		return err
 	}
@@ -661,7 +658,7 @@ func (d *Driver) LogTail(ctx context.Context, id string, n int) string {
 	if err != nil {
 		return ""
 	}
-	return tail(out, n)
+	return driver.Tail(out, n)
 }
 
 // logs returns a container's combined stdout and stderr.
@@ -900,19 +897,6 @@ func (d *Driver) graceSeconds() int {
 	return max(1, int(d.opts.StopGrace.Round(time.Second)/time.Second))
 }
 
-// checkRelease accepts a version the built-in catalog lists: those are the
-// releases the ladder binary can run as.
-func checkRelease(version string) (string, error) {
-	v, err := policy.Parse(version)
-	if err != nil {
-		return "", err
-	}
-	if !catalog.Builtin().Contains(v) {
-		return "", fmt.Errorf("%w: release %s is not in the built-in catalog (see: ladder catalog)", driver.ErrNoArtifact, v)
-	}
-	return v.String(), nil
-}
-
 func httpURL(port int) string { return "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
 
 // freePort returns a free loopback port for the engine to publish on.
@@ -962,20 +946,6 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-func generatePassword() string {
-	b := make([]byte, 15)
-	_, _ = rand.Read(b)
-	return strings.ToLower(base32.StdEncoding.EncodeToString(b))
-}
-
-func tail(data []byte, n int) string {
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 func sortedKeys[V any](m map[string]V) []string {

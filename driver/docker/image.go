@@ -86,7 +86,7 @@ func BuildBinary(ctx context.Context, srcDir, out string) error {
 	cmd.Dir = srcDir
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("build ladder binary in %s: %w: %s", srcDir, err, tail(b, 15))
+		return fmt.Errorf("build ladder binary in %s: %w: %s", srcDir, err, driver.Tail(b, 15))
 	}
 	return nil
 }
@@ -128,7 +128,7 @@ func ModuleRoot(dir string) string {
 // goroutine at a time.
 func BuildImages(ctx context.Context, cli *client.Client, binary string, versions []string, progress func(Image)) ([]Image, error) {
 	for _, v := range versions {
-		if _, err := checkRelease(v); err != nil {
+		if _, err := driver.CheckRelease(v); err != nil {
 			return nil, err
 		}
 	}
@@ -261,7 +261,7 @@ func build(ctx context.Context, cli *client.Client, buildCtx io.Reader, opts cli
 			return "", fmt.Errorf("read build output: %w", err)
 		}
 		if m.Error != nil {
-			return "", fmt.Errorf("%s: %s", m.Error.Message, tail(log.Bytes(), 10))
+			return "", fmt.Errorf("%s: %s", m.Error.Message, driver.Tail(log.Bytes(), 10))
 		}
 		log.WriteString(m.Stream)
 		if m.Aux != nil {

@@ -3,8 +3,6 @@ package local
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/base32"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,9 +18,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ladder-dev/ladder/catalog"
 	"github.com/ladder-dev/ladder/driver"
-	"github.com/ladder-dev/ladder/policy"
 )
 
 // Name is the driver's name in cluster records.
@@ -124,7 +120,7 @@ func Create(ctx context.Context, spec driver.Spec, opts Options) (*Driver, error
 	if spec.Replicas < 1 || spec.Replicas > 9 {
 		return nil, fmt.Errorf("invalid replica count %d: use 1 to 9 (3 or 5 tolerate a failed replica)", spec.Replicas)
 	}
-	if _, err := checkRelease(spec.Version); err != nil {
+	if _, err := driver.CheckRelease(spec.Version); err != nil {
 		return nil, err
 	}
 	dir := driver.ClusterDir(opts.Home, spec.Cluster)
@@ -144,7 +140,7 @@ func Create(ctx context.Context, spec driver.Spec, opts Options) (*Driver, error
 	}()
 	pw := spec.AdminPassword
 	if pw == "" {
-		pw = generatePassword()
+		pw = driver.GeneratePassword()
 	}
 	pwFile := filepath.Join(dir, "admin-password")
 	if err := os.WriteFile(pwFile, []byte(pw+"\n"), 0o600); err != nil {
@@ -213,7 +209,7 @@ func (d *Driver) Replicas(ctx context.Context) ([]driver.Replica, error) {
 
 // Replace implements driver.Driver.
 func (d *Driver) Replace(ctx context.Context, id, version string) error {
-	if _, err := checkRelease(version); err != nil {
+	if _, err := driver.CheckRelease(version); err != nil {
 		return err
 	}
 	return d.cycle(ctx, id, version)
@@ -252,7 +248,7 @@ func (d *Driver) cycle(ctx context.Context, id, version string) error {
 // RunJob implements driver.Driver: the ladder binary runs the job's
 // arguments with --release and --endpoints appended.
 func (d *Driver) RunJob(ctx context.Context, version string, job driver.Job) ([]byte, error) {
-	if _, err := checkRelease(version); err != nil {
+	if _, err := driver.CheckRelease(version); err != nil {
 		return nil, err
 	}
 	d.mu.Lock()
@@ -267,7 +263,7 @@ func (d *Driver) RunJob(ctx context.Context, version string, job driver.Job) ([]
 	cmd.WaitDelay = d.opts.StopGrace
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return out, fmt.Errorf("run job %s of release %s: %w: %s", job.Name, version, err, tail(out, 10))
+		return out, fmt.Errorf("run job %s of release %s: %w: %s", job.Name, version, err, driver.Tail(out, 10))
 	}
 	return out, nil
 }
@@ -298,7 +294,7 @@ func (d *Driver) CheckArtifact(ctx context.Context, version string) error {
 	if _, err := os.Stat(d.opts.Binary); err != nil {
 		return fmt.Errorf("%w: ladder binary: %v", driver.ErrNoArtifact, err)
 	}
-	_, err := checkRelease(version)
+	_, err := driver.CheckRelease(version)
 	return err
 }
 
@@ -314,7 +310,7 @@ func (d *Driver) LogTail(id string, n int) string {
 	if err != nil {
 		return ""
 	}
-	return tail(data, n)
+	return driver.Tail(data, n)
 }
 
 // LogPath returns the path of replica id's log.
@@ -483,19 +479,6 @@ func (d *Driver) alive(r replicaState) bool {
 		bytes.Contains(cmdline, []byte("\x00--data\x00"+filepath.Join(d.replicaDir(r.ID), "data")+"\x00"))
 }
 
-// checkRelease accepts a version the built-in catalog lists: those are the
-// releases the ladder binary can run as.
-func checkRelease(version string) (string, error) {
-	v, err := policy.Parse(version)
-	if err != nil {
-		return "", err
-	}
-	if !catalog.Builtin().Contains(v) {
-		return "", fmt.Errorf("%w: release %s is not in the built-in catalog (see: ladder catalog)", driver.ErrNoArtifact, v)
-	}
-	return v.String(), nil
-}
-
 func addr(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
 
 // freePorts reserves n distinct free loopback ports. The listeners are
@@ -517,18 +500,4 @@ func freePorts(n int) ([]int, error) {
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
 	return ports, nil
-}
-
-func generatePassword() string {
-	b := make([]byte, 15)
-	_, _ = rand.Read(b)
-	return strings.ToLower(base32.StdEncoding.EncodeToString(b))
-}
-
-func tail(data []byte, n int) string {
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

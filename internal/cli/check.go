@@ -46,15 +46,7 @@ Exit status: 0 supported (no-change included), 3 refused by policy,
 		Args:              exactArgs("FROM", "TO"),
 		ValidArgsFunction: completeVersions(&rel, 2),
 		RunE: func(c *cobra.Command, args []string) error {
-			from, err := parseVersion("FROM", args[0])
-			if err != nil {
-				return err
-			}
-			to, err := parseVersion("TO", args[1])
-			if err != nil {
-				return err
-			}
-			cat, err := rel.load()
+			from, to, cat, err := rel.transition(args)
 			if err != nil {
 				return err
 			}

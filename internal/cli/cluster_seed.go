@@ -43,7 +43,7 @@ It runs as a one-off job of the release the cluster runs. The same
 			if err != nil {
 				return fmt.Errorf("seed cluster %s: %w", cf.name, err)
 			}
-			fmt.Fprint(e.stdout, tailLines(string(out), 1))
+			fmt.Fprint(e.stdout, driver.Tail(out, 1)+"\n")
 			return nil
 		},
 	}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -33,6 +34,9 @@ func openCluster(name string) (driver.Driver, driver.Record, error) {
 		return nil, driver.Record{}, err
 	}
 	rec, err := driver.ReadRecord(home, name)
+	if errors.Is(err, driver.ErrNoCluster) {
+		return nil, rec, withCode(ExitUsage, err)
+	}
 	if err != nil {
 		return nil, rec, err
 	}

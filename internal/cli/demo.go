@@ -230,7 +230,7 @@ func (d *demo) run(keep bool) (err error) {
 		Args: []string{"registry", "seed", "--repositories", strconv.Itoa(d.repos)}}); err != nil {
 		return fmt.Errorf("seed the cluster: %w", err)
 	} else {
-		fmt.Fprint(d.out(), tailLines(string(out), 3))
+		fmt.Fprint(d.out(), driver.Tail(out, 3)+"\n")
 	}
 	for i := range 5 {
 		tag := fmt.Sprintf("v%d", i)
@@ -427,14 +427,6 @@ func sumRows(m map[string]int) int {
 		n += v
 	}
 	return n
-}
-
-func tailLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n") + "\n"
 }
 
 // peakRSSKiB reads this process's peak resident set size.

@@ -67,15 +67,7 @@ path exists (downgrade, target unknown to the catalog, a missing minor),
 		Args:              exactArgs("FROM", "TO"),
 		ValidArgsFunction: completeVersions(&rel, 2),
 		RunE: func(c *cobra.Command, args []string) error {
-			from, err := parseVersion("FROM", args[0])
-			if err != nil {
-				return err
-			}
-			to, err := parseVersion("TO", args[1])
-			if err != nil {
-				return err
-			}
-			cat, err := rel.load()
+			from, to, cat, err := rel.transition(args)
 			if err != nil {
 				return err
 			}

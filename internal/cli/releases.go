@@ -37,6 +37,20 @@ func (f *releaseFlags) load() (*catalog.Catalog, error) {
 	return c, nil
 }
 
+// transition parses the FROM and TO arguments and loads the catalog.
+func (f *releaseFlags) transition(args []string) (from, to *semver.Version, cat *catalog.Catalog, err error) {
+	if from, err = parseVersion("FROM", args[0]); err != nil {
+		return nil, nil, nil, err
+	}
+	if to, err = parseVersion("TO", args[1]); err != nil {
+		return nil, nil, nil, err
+	}
+	if cat, err = f.load(); err != nil {
+		return nil, nil, nil, err
+	}
+	return from, to, cat, nil
+}
+
 // parseVersion parses a version argument; a bad one is a usage error.
 func parseVersion(what, s string) (*semver.Version, error) {
 	v, err := policy.Parse(s)
