@@ -13,6 +13,7 @@ import (
 
 	"github.com/ladder-dev/ladder/driver"
 	"github.com/ladder-dev/ladder/driver/local"
+	"github.com/ladder-dev/ladder/upgrade"
 )
 
 func newClusterCmd(e *env) *cobra.Command {
@@ -230,20 +231,32 @@ func newClusterRestartCmd(e *env) *cobra.Command {
 	var (
 		cf      clusterFlag
 		replica string
+		rolling bool
 		timeout time.Duration
 	)
 	c := &cobra.Command{
 		Use:   "restart",
-		Short: "Restart one replica and wait for it to come back",
-		Long: `Restart stops one replica and starts it again with the same release, data
-and address, then waits until it is healthy, its UI answers and the store
-has settled. For every replica one at a time (the manual recovery of the
-original system, done for you), use: ladder restart --cluster NAME --rolling.`,
-		Example: `  ladder cluster restart --replica replica-2`,
-		Args:    exactArgs(),
+		Short: "Restart one replica, or every replica one at a time, waiting for each",
+		Long: `Restart --replica ID stops one replica and starts it again with the same
+release, data and address, then waits until it is healthy, its UI answers
+and the store has settled.
+
+Restart --rolling does that for every replica, one at a time, followers
+first and the leader last: the manual recovery of the original system, done
+for you. It is the same as 'ladder restart --rolling'.`,
+		Example: `  ladder cluster restart --replica replica-2
+  ladder cluster restart --rolling`,
+		Args: exactArgs(),
 		RunE: func(c *cobra.Command, args []string) error {
-			if replica == "" {
-				return usageErr("--replica is required (see: ladder cluster status)")
+			switch {
+			case rolling && replica != "":
+				return usageErr("give --replica ID or --rolling, not both")
+			case rolling:
+				uf := upgradeFlags{maxWait: timeout, stallAfter: upgrade.DefaultOptions().StallAfter,
+					remediate: "off", budget: 0}
+				return rollingRestart(e, cf.name, uf, false)
+			case replica == "":
+				return usageErr("--replica ID or --rolling is required (see: ladder cluster status)")
 			}
 			d, _, err := openCluster(cf.name)
 			if err != nil {
@@ -267,6 +280,7 @@ original system, done for you), use: ladder restart --cluster NAME --rolling.`,
 	}
 	cf.register(c)
 	c.Flags().StringVar(&replica, "replica", "", "replica id, e.g. replica-2")
+	c.Flags().BoolVar(&rolling, "rolling", false, "restart every replica, one at a time")
 	c.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "how long to wait for the cluster to settle")
 	return c
 }

@@ -34,39 +34,7 @@ To restart a single replica, use: ladder cluster restart --replica ID.`,
 			if !rolling {
 				return usageErr("say --rolling to restart every replica one at a time (one replica: ladder cluster restart --replica ID)")
 			}
-			opts, err := uf.options(cf.name)
-			if err != nil {
-				return err
-			}
-			d, _, err := openCluster(cf.name)
-			if err != nil {
-				return err
-			}
-			j, err := openJournal(cf.name)
-			if err != nil {
-				return err
-			}
-			reps, err := d.Replicas(e.ctx)
-			if err != nil {
-				return err
-			}
-			rep := newReporter(e, out.json(), 0)
-			eng := &upgrade.Engine{Driver: d, App: registryApp{cluster: cf.name}, Journal: j,
-				Log: rep.logger(logLevels["off"]), OnEvent: rep.event, Options: opts}
-			start := time.Now()
-			err = eng.RollingRestart(e.ctx)
-			rep.close()
-			var locked *journal.LockedError
-			switch {
-			case errors.As(err, &locked):
-				return withCode(ExitLocked, err)
-			case err != nil:
-				return fmt.Errorf("rolling restart of %s: %w", cf.name, err)
-			}
-			if !out.json() {
-				fmt.Fprintf(e.stderr, "restarted %d replicas of %s one at a time in %s\n", len(reps), cf.name, time.Since(start).Round(100*time.Millisecond))
-			}
-			return nil
+			return rollingRestart(e, cf.name, uf, out.json())
 		},
 	}
 	cf.register(c)
@@ -74,4 +42,42 @@ To restart a single replica, use: ladder cluster restart --replica ID.`,
 	out.register(c)
 	c.Flags().BoolVar(&rolling, "rolling", false, "restart every replica, one at a time")
 	return c
+}
+
+// rollingRestart restarts every replica of cluster one at a time under the
+// upgrade lock, each waiting for health, UI and a settled store.
+func rollingRestart(e *env, cluster string, uf upgradeFlags, asJSON bool) error {
+	opts, err := uf.options(cluster)
+	if err != nil {
+		return err
+	}
+	d, _, err := openCluster(cluster)
+	if err != nil {
+		return err
+	}
+	j, err := openJournal(cluster)
+	if err != nil {
+		return err
+	}
+	reps, err := d.Replicas(e.ctx)
+	if err != nil {
+		return err
+	}
+	rep := newReporter(e, asJSON, 0)
+	eng := &upgrade.Engine{Driver: d, App: registryApp{cluster: cluster}, Journal: j,
+		Log: rep.logger(logLevels["off"]), OnEvent: rep.event, Options: opts}
+	start := time.Now()
+	err = eng.RollingRestart(e.ctx)
+	rep.close()
+	var locked *journal.LockedError
+	switch {
+	case errors.As(err, &locked):
+		return withCode(ExitLocked, err)
+	case err != nil:
+		return fmt.Errorf("rolling restart of %s: %w", cluster, err)
+	}
+	if !asJSON {
+		fmt.Fprintf(e.stderr, "restarted %d replicas of %s one at a time in %s\n", len(reps), cluster, time.Since(start).Round(100*time.Millisecond))
+	}
+	return nil
 }
