@@ -166,7 +166,9 @@ func (r *Replica) Status(ctx context.Context) StatusReport {
 		return rep
 	}
 	tables := Tables()
-	local, err := readMarkers(ctx, cli, tables, true)
+	lctx, lcancel := context.WithTimeout(ctx, requestTimeout)
+	defer lcancel()
+	local, err := readMarkers(lctx, cli, tables, true)
 	if err != nil {
 		rep.Error = "read table revisions: " + err.Error()
 		return rep

@@ -298,11 +298,18 @@ func (d *Driver) CheckArtifact(ctx context.Context, version string) error {
 	return err
 }
 
-// Freeze implements driver.Freezer with SIGSTOP.
-func (d *Driver) Freeze(ctx context.Context, id string) error { return d.signal(id, syscall.SIGSTOP) }
+// Freeze implements driver.Freezer with SIGSTOP. It returns once the
+// process is stopped: kill(2) returns before a process running on another
+// CPU has taken the signal.
+func (d *Driver) Freeze(ctx context.Context, id string) error {
+	return d.signal(ctx, id, syscall.SIGSTOP, func(state byte) bool { return state == 'T' })
+}
 
-// Thaw implements driver.Freezer with SIGCONT.
-func (d *Driver) Thaw(ctx context.Context, id string) error { return d.signal(id, syscall.SIGCONT) }
+// Thaw implements driver.Freezer with SIGCONT. It returns once the process
+// runs again.
+func (d *Driver) Thaw(ctx context.Context, id string) error {
+	return d.signal(ctx, id, syscall.SIGCONT, func(state byte) bool { return state != 'T' })
+}
 
 // LogTail returns the last n lines of replica id's log.
 func (d *Driver) LogTail(id string, n int) string {
@@ -316,7 +323,9 @@ func (d *Driver) LogTail(id string, n int) string {
 // LogPath returns the path of replica id's log.
 func (d *Driver) LogPath(id string) string { return d.logPath(id) }
 
-func (d *Driver) signal(id string, sig syscall.Signal) error {
+// signal sends sig to replica id and waits, up to 5s, until its process
+// state satisfies reached.
+func (d *Driver) signal(ctx context.Context, id string, sig syscall.Signal, reached func(state byte) bool) error {
 	d.mu.Lock()
 	r, err := d.find(id)
 	d.mu.Unlock()
@@ -329,7 +338,32 @@ func (d *Driver) signal(id string, sig syscall.Signal) error {
 	if err := syscall.Kill(r.PID, sig); err != nil {
 		return fmt.Errorf("signal %s (pid %d): %w", id, r.PID, err)
 	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !reached(procState(r.PID)) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("signal %s (pid %d): %s not taken after 5s (state %q)", id, r.PID, sig, procState(r.PID))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 	return nil
+}
+
+// procState returns the state letter of process pid from /proc (R, S, T,
+// Z, ...), or 0 if it cannot be read.
+func procState(pid int) byte {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The state follows the parenthesised command name: "pid (comm) S ...".
+	if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) {
+		return stat[i+2]
+	}
+	return 0
 }
 
 func (d *Driver) find(id string) (*replicaState, error) {
@@ -463,12 +497,7 @@ func (d *Driver) alive(r replicaState) bool {
 	if r.PID <= 0 {
 		return false
 	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", r.PID))
-	if err != nil {
-		return false
-	}
-	// The state follows the parenthesised command name: "pid (comm) S ...".
-	if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) && (stat[i+2] == 'Z' || stat[i+2] == 'X') {
+	if st := procState(r.PID); st == 0 || st == 'Z' || st == 'X' {
 		return false
 	}
 	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", r.PID))
