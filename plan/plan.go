@@ -88,6 +88,7 @@ func nextStop(cat *catalog.Catalog, cur, to *semver.Version) (*semver.Version, s
 			fmt.Sprintf("latest patch of %d.%d: minor versions cannot be skipped", cur.Major(), cur.Minor()+1))
 	}
 	// A major hop is ahead. First reach the latest release of this major.
+	unreachable := ""
 	latest, ok := cat.LatestInMajor(cur.Major())
 	if ok && cur.LessThan(latest) {
 		if cur.Minor() == latest.Minor() {
@@ -97,9 +98,16 @@ func nextStop(cat *catalog.Catalog, cur, to *semver.Version) (*semver.Version, s
 			return latest, fmt.Sprintf("latest release of %d.x (minor %d.%d), recommended before a major upgrade",
 				cur.Major(), latest.Major(), latest.Minor()), nil
 		}
-		return latestPatch(cat, cur.Major(), cur.Minor()+1,
+		if v, reason, err := latestPatch(cat, cur.Major(), cur.Minor()+1,
 			fmt.Sprintf("latest patch of %d.%d: minor versions cannot be skipped on the way to the latest %d.x",
-				cur.Major(), cur.Minor()+1, cur.Major()))
+				cur.Major(), cur.Minor()+1, cur.Major())); err == nil {
+			return v, reason, nil
+		}
+		// The recommended climb to the latest release of this major is
+		// impossible (the catalog lacks a minor on the way); the major
+		// hop from here is still supported.
+		unreachable = fmt.Sprintf("; %s, the latest %d.x, cannot be reached: the catalog has no %d.%d",
+			latest, cur.Major(), cur.Major(), cur.Minor()+1)
 	}
 	next := cur.Major() + 1
 	earliest, ok := cat.EarliestMinor(next)
@@ -108,10 +116,10 @@ func nextStop(cat *catalog.Catalog, cur, to *semver.Version) (*semver.Version, s
 			ErrNoPath, cur, to, next)
 	}
 	if to.Major() == next && to.Minor() == earliest {
-		return to, "target", nil
+		return to, "target" + unreachable, nil
 	}
 	return latestPatch(cat, next, earliest,
-		fmt.Sprintf("latest patch of %d.%d: a major upgrade lands on the earliest minor of %d.x", next, earliest, next))
+		fmt.Sprintf("latest patch of %d.%d: a major upgrade lands on the earliest minor of %d.x%s", next, earliest, next, unreachable))
 }
 
 func latestPatch(cat *catalog.Catalog, major, minor uint64, reason string) (*semver.Version, string, error) {

@@ -39,6 +39,9 @@ func TestMake(t *testing.T) {
 		{"two majors", "1.4.0", "3.0.1", false,
 			"1.4.0 -> 1.4.3 -> 2.0.3 -> 2.1.4 -> 2.2.5 -> 2.3.2 -> 3.0.1", nil},
 		{"from before the catalog", "0.9.0", "1.4.3", false, "0.9.0 -> 1.4.3", nil},
+		// 1.2 and 1.3 were never published: the recommended climb to 1.4.3
+		// is impossible, the direct major upgrade is supported.
+		{"latest of the major out of reach", "1.1.0", "3.0.1", false, "1.1.0 -> 2.0.3 -> 2.1.4 -> 2.2.5 -> 2.3.2 -> 3.0.1", nil},
 		{"pre-release target allowed", "3.0.1", "3.2.0-rc.1", true, "3.0.1 -> 3.1.2 -> 3.2.0-rc.1", nil},
 		{"pre-release target refused", "3.0.1", "3.2.0-rc.1", false, "", plan.ErrPrerelease},
 		{"downgrade", "3.1.2", "2.3.2", false, "", plan.ErrDowngrade},
