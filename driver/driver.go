@@ -21,6 +21,11 @@ type Replica struct {
 	Running bool `json:"running"`
 }
 
+// ExitAddrInUse is the exit status of a replica process (`ladder registry
+// serve`) that could not listen because an address was taken. A driver
+// creating a cluster may then choose other ports and try again.
+const ExitAddrInUse = 5
+
 // Job is a one-off command run with a release's artifact against the
 // cluster, such as a data migration. Args are the arguments after the
 // program name; the driver adds whatever connects the job to the cluster.

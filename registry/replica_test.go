@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -42,26 +43,66 @@ func testCluster(t *testing.T, name, release string, n int) []Config {
 	return cfgs
 }
 
+// startCluster makes and starts a cluster of n replicas. Free ports are
+// chosen and then released before the replicas bind them, so a test running
+// in parallel may take one first: a bind failure is retried with new ports.
+func startCluster(t *testing.T, name, release string, n int) ([]Config, []*Replica) {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		cfgs := testCluster(t, name, release, n)
+		reps, err := tryStartAll(cfgs)
+		if err == nil {
+			for _, r := range reps {
+				t.Cleanup(func() { _ = r.Close() })
+			}
+			return cfgs, reps
+		}
+		if !errors.Is(err, syscall.EADDRINUSE) || attempt == 3 {
+			t.Fatal(err)
+		}
+		t.Logf("attempt %d: %v; retrying with other ports", attempt, err)
+	}
+}
+
 // startAll starts the replicas together and waits until each serves.
 func startAll(t *testing.T, cfgs []Config) []*Replica {
 	t.Helper()
-	reps := make([]*Replica, len(cfgs))
-	for i, c := range cfgs {
+	reps, err := tryStartAll(cfgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range reps {
+		t.Cleanup(func() { _ = r.Close() })
+	}
+	return reps
+}
+
+// tryStartAll starts the replicas and waits until each serves; on failure
+// it closes those it started.
+func tryStartAll(cfgs []Config) (reps []*Replica, err error) {
+	defer func() {
+		if err != nil {
+			for _, r := range reps {
+				_ = r.Close()
+			}
+			reps = nil
+		}
+	}()
+	for _, c := range cfgs {
 		r, err := Start(context.Background(), c)
 		if err != nil {
-			t.Fatal(err)
+			return reps, err
 		}
-		reps[i] = r
-		t.Cleanup(func() { _ = r.Close() })
+		reps = append(reps, r)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for _, r := range reps {
 		if err := r.WaitReady(ctx); err != nil {
-			t.Fatal(err)
+			return reps, err
 		}
 	}
-	return reps
+	return reps, nil
 }
 
 func driverReplicas(reps []*Replica, cfgs []Config) []driver.Replica {
@@ -87,8 +128,7 @@ func waitSettled(t *testing.T, name string, drs []driver.Replica) driver.Status 
 
 func TestClusterOfThree(t *testing.T) {
 	ctx := context.Background()
-	cfgs := testCluster(t, "demo", "2.2.4", 3)
-	reps := startAll(t, cfgs)
+	cfgs, reps := startCluster(t, "demo", "2.2.4", 3)
 	drs := driverReplicas(reps, cfgs)
 
 	st := waitSettled(t, "demo", drs)
@@ -242,8 +282,8 @@ func httpGet(t *testing.T, url string, want int) string {
 
 func TestReplicaRefusesNewerSchema(t *testing.T) {
 	ctx := context.Background()
-	cfg := testCluster(t, "solo", "3.1.0", 1)[0]
-	reps := startAll(t, []Config{cfg})
+	cfgs, reps := startCluster(t, "solo", "3.1.0", 1)
+	cfg := cfgs[0]
 	if s := reps[0].Store().Schema(); s != 6 {
 		t.Errorf("fresh cluster at 3.1.0 has schema %d, want 6", s)
 	}

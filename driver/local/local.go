@@ -37,6 +37,9 @@ type Options struct {
 	// default 60s.
 	StartTimeout time.Duration
 	Logger       *slog.Logger
+
+	// pickPorts chooses free ports; tests replace it.
+	pickPorts func(n int) ([]int, error)
 }
 
 // Driver is the local driver, bound to one cluster.
@@ -46,7 +49,13 @@ type Driver struct {
 	opts Options
 	mu   sync.Mutex
 	st   state
+	// exits maps the pid of a replica this process started and reaped to
+	// its exit status.
+	exits sync.Map
 }
+
+// errAddrInUse means a replica exited because a listen address was taken.
+var errAddrInUse = errors.New("listen address in use")
 
 type state struct {
 	BlobDir           string         `json:"blob_dir"`
@@ -83,6 +92,9 @@ func (o *Options) defaults() error {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.pickPorts == nil {
+		o.pickPorts = freePorts
 	}
 	return nil
 }
@@ -146,39 +158,65 @@ func Create(ctx context.Context, spec driver.Spec, opts Options) (*Driver, error
 	if err := os.WriteFile(pwFile, []byte(pw+"\n"), 0o600); err != nil {
 		return nil, fmt.Errorf("write admin password: %w", err)
 	}
-	ports, err := freePorts(3 * spec.Replicas)
-	if err != nil {
+	if err := driver.WriteRecord(opts.Home, driver.Record{Name: spec.Cluster, Driver: Name,
+		Created: time.Now().UTC(), AdminPasswordFile: pwFile}); err != nil {
 		return nil, err
 	}
-	d.st = state{BlobDir: filepath.Join(dir, "blobs"), AdminPasswordFile: pwFile}
+	// Free ports are chosen, released, then bound by the replicas; another
+	// program may take one in between. Only a new cluster can move to other
+	// ports, so Create retries that case from scratch.
+	for attempt := 1; ; attempt++ {
+		err := d.startNew(ctx, spec, pwFile)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, errAddrInUse) || attempt == 3 {
+			return nil, err
+		}
+		d.opts.Logger.Warn("a chosen port was taken before the replica bound it; starting over with other ports", "attempt", attempt, "err", err)
+		if err := d.stopAll(ctx); err != nil {
+			return nil, err
+		}
+		if err := os.RemoveAll(filepath.Join(dir, "replicas")); err != nil {
+			return nil, fmt.Errorf("create cluster: %w", err)
+		}
+	}
+	ok = true
+	return d, nil
+}
+
+// startNew chooses ports for every replica of a new cluster, starts them
+// all, and waits until each listens.
+func (d *Driver) startNew(ctx context.Context, spec driver.Spec, pwFile string) error {
+	ports, err := d.opts.pickPorts(3 * spec.Replicas)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	d.st = state{BlobDir: filepath.Join(d.dir, "blobs"), AdminPasswordFile: pwFile}
 	for i := range spec.Replicas {
 		d.st.Replicas = append(d.st.Replicas, replicaState{
 			ID: fmt.Sprintf("replica-%d", i+1), Version: spec.Version,
 			HTTPPort: ports[3*i], PeerPort: ports[3*i+1], ClientPort: ports[3*i+2],
 		})
 	}
-	if err := driver.WriteRecord(opts.Home, driver.Record{Name: spec.Cluster, Driver: Name,
-		Created: time.Now().UTC(), AdminPasswordFile: pwFile}); err != nil {
-		return nil, err
-	}
-	if err := d.save(); err != nil {
-		return nil, err
-	}
 	for i := range d.st.Replicas {
 		if err := d.start(&d.st.Replicas[i]); err != nil {
-			return nil, err
+			d.mu.Unlock()
+			return err
 		}
 	}
-	if err := d.save(); err != nil {
-		return nil, err
+	err = d.save()
+	d.mu.Unlock()
+	if err != nil {
+		return err
 	}
 	for i := range d.st.Replicas {
 		if err := d.waitListening(ctx, &d.st.Replicas[i]); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	ok = true
-	return d, nil
+	return nil
 }
 
 // Name implements driver.Driver.
@@ -270,6 +308,17 @@ func (d *Driver) RunJob(ctx context.Context, version string, job driver.Job) ([]
 
 // Destroy implements driver.Driver.
 func (d *Driver) Destroy(ctx context.Context) error {
+	if err := d.stopAll(ctx); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(d.dir); err != nil {
+		return fmt.Errorf("remove cluster folder: %w", err)
+	}
+	return nil
+}
+
+// stopAll stops every replica at once.
+func (d *Driver) stopAll(ctx context.Context) error {
 	d.mu.Lock()
 	reps := slices.Clone(d.st.Replicas)
 	d.mu.Unlock()
@@ -279,13 +328,7 @@ func (d *Driver) Destroy(ctx context.Context) error {
 		wg.Go(func() { errs[i] = d.stop(ctx, &reps[i]) })
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	if err := os.RemoveAll(d.dir); err != nil {
-		return fmt.Errorf("remove cluster folder: %w", err)
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // CheckArtifact implements driver.ArtifactChecker: the binary must exist
@@ -422,10 +465,14 @@ func (d *Driver) start(r *replicaState) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", r.ID, err)
 	}
-	// Reap the child if it exits while this process lives; a replica that
-	// outlives us is adopted by init.
-	go func() { _ = cmd.Wait() }()
-	r.PID = cmd.Process.Pid
+	// Reap the child if it exits while this process lives, keeping its
+	// exit status; a replica that outlives us is adopted by init.
+	pid := cmd.Process.Pid
+	go func() {
+		_ = cmd.Wait()
+		d.exits.Store(pid, cmd.ProcessState.ExitCode())
+	}()
+	r.PID = pid
 	if err := os.WriteFile(filepath.Join(rdir, "pid"), []byte(strconv.Itoa(r.PID)+"\n"), 0o644); err != nil {
 		return fmt.Errorf("start %s: write pid file: %w", r.ID, err)
 	}
@@ -442,7 +489,11 @@ func (d *Driver) waitListening(ctx context.Context, r *replicaState) error {
 	defer tick.Stop()
 	for {
 		if !d.alive(*r) {
-			return fmt.Errorf("start %s: the replica exited; last lines of %s:\n%s", r.ID, d.logPath(r.ID), d.LogTail(r.ID, 15))
+			err := errors.New("the replica exited")
+			if d.exitedWith(r.PID, driver.ExitAddrInUse) {
+				err = errAddrInUse
+			}
+			return fmt.Errorf("start %s: %w; last lines of %s:\n%s", r.ID, err, d.logPath(r.ID), d.LogTail(r.ID, 15))
 		}
 		if c, err := net.DialTimeout("tcp", addr(r.HTTPPort), time.Second); err == nil {
 			c.Close()
@@ -455,6 +506,19 @@ func (d *Driver) waitListening(ctx context.Context, r *replicaState) error {
 		case <-tick.C:
 		}
 	}
+}
+
+// exitedWith reports whether process pid, started and reaped by this
+// process, exited with status code. It waits briefly for the reaper, since
+// /proc can show the process gone before Wait has returned.
+func (d *Driver) exitedWith(pid, code int) bool {
+	for range 20 {
+		if v, ok := d.exits.Load(pid); ok {
+			return v.(int) == code
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return false
 }
 
 // stop ends replica r: SIGCONT (it may be frozen), SIGTERM, and SIGKILL

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -15,6 +16,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/ladder-dev/ladder/driver"
 	"github.com/ladder-dev/ladder/registry"
 )
 
@@ -82,6 +84,10 @@ start when the stored schema is newer than its release knows, and says
 which release it needs. /health answers 200 once the member has joined, has
 a leader and the store is open.
 
+Exit status: 0 when stopped by SIGTERM or SIGINT, 2 for invalid flags,
+5 when a listen address is taken (a driver creating a cluster then picks
+other ports), 1 for any other failure.
+
 It runs until SIGTERM or SIGINT, then stops gracefully (HTTP first, then the
 store member). Logs go to stderr.`,
 		Example: `  # a single-replica registry on this machine
@@ -132,8 +138,11 @@ store member). Logs go to stderr.`,
 				cfg.Logger.Warn("no admin password: pushes, deletes and backups are refused")
 			}
 			if err := registry.Serve(e.ctx, cfg); err != nil {
-				if errors.Is(err, registry.ErrInvalid) {
+				switch {
+				case errors.Is(err, registry.ErrInvalid):
 					return withCode(ExitUsage, err)
+				case errors.Is(err, syscall.EADDRINUSE):
+					return withCode(driver.ExitAddrInUse, err)
 				}
 				return err
 			}
