@@ -120,6 +120,17 @@ func joinStep(base, rest string) string {
 	return base + "/" + rest
 }
 
+// WaitSettled waits, with the same helper as every gate of an upgrade,
+// until every replica is healthy with its UI answering and the store has
+// settled: while replicas make progress up to opts.MaxWait, and no longer
+// than opts.StallAfter without progress, when it returns a *StallError that
+// names the replica and the gap. It journals nothing and does not
+// remediate. Events use step "wait/settled".
+func WaitSettled(ctx context.Context, drv driver.Driver, app App, opts Options, log *slog.Logger, onEvent func(Event)) (driver.Status, error) {
+	r := newRunner(drv, app, nil, log, onEvent, opts)
+	return r.wait(ctx, "wait/settled", settledGate())
+}
+
 // RollingRestart restarts every replica of the cluster one at a time,
 // followers first and the leader last, each time waiting for the replica
 // to come back healthy with its UI answering and for the store to settle:

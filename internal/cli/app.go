@@ -20,15 +20,7 @@ type registryApp struct {
 var _ upgrade.App = registryApp{}
 
 func (a registryApp) Status(ctx context.Context, replicas []driver.Replica) (driver.Status, error) {
-	st := registry.Probe(ctx, a.cluster, replicas, probeClient)
-	for i := range st.Replicas {
-		for _, r := range replicas {
-			if r.ID == st.Replicas[i].ID {
-				st.Replicas[i].PID = r.PID
-			}
-		}
-	}
-	return st, nil
+	return registry.Probe(ctx, a.cluster, replicas, probeClient), nil
 }
 
 func (a registryApp) MigrateJob(toSchema int) driver.Job {

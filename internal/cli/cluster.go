@@ -94,27 +94,13 @@ readable only by you; its path is printed.`,
 	return c
 }
 
-// waitSettled polls the cluster until every replica is healthy and the
-// store has settled, or the timeout passes.
+// waitSettled waits until every replica is healthy and the store has
+// settled, with the engine's progress-aware wait: up to timeout while
+// replicas make progress, and at most the default stall time without.
 func waitSettled(ctx context.Context, d driver.Driver, timeout time.Duration) (driver.Status, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	var st driver.Status
-	for {
-		var err error
-		st, err = clusterStatus(ctx, d)
-		if err == nil && st.Store.Settled {
-			return st, nil
-		}
-		select {
-		case <-ctx.Done():
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return st, fmt.Errorf("not settled after %s: %s", timeout, unsettledReason(st))
-			}
-			return st, ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
+	opts := upgrade.DefaultOptions()
+	opts.MaxWait = timeout
+	return upgrade.WaitSettled(ctx, d, registryApp{cluster: d.Cluster()}, opts, nil, nil)
 }
 
 // unsettledReason says in one line why a status is not settled.
