@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -226,7 +227,7 @@ func (j *Journal) openForAppend() error {
 	if err != nil {
 		return fmt.Errorf("open journal: %w", err)
 	}
-	end, err := f.Seek(0, 2)
+	end, err := f.Seek(0, io.SeekEnd)
 	if err != nil {
 		f.Close()
 		return fmt.Errorf("open journal: %w", err)
@@ -242,7 +243,7 @@ func (j *Journal) openForAppend() error {
 			return fmt.Errorf("cut torn last line of journal: %w", err)
 		}
 	}
-	if _, err := f.Seek(end, 0); err != nil {
+	if _, err := f.Seek(end, io.SeekStart); err != nil {
 		f.Close()
 		return fmt.Errorf("open journal: %w", err)
 	}
