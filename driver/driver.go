@@ -2,6 +2,7 @@ package driver
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -10,7 +11,7 @@ type Replica struct {
 	ID string `json:"id"`
 	// Version is the release the driver started the replica as.
 	Version string `json:"version"`
-	// URL is the base URL of the replica's HTTP API (status, health, UI, OCI).
+	// URL is the base URL of the replica's API: the service's first port.
 	URL string `json:"url"`
 	// PID is the process id (local driver; 0 elsewhere).
 	PID int `json:"pid,omitempty"`
@@ -21,14 +22,9 @@ type Replica struct {
 	Running bool `json:"running"`
 }
 
-// ExitAddrInUse is the exit status of a replica process (`ladder registry
-// serve`) that could not listen because an address was taken. A driver
-// creating a cluster may then choose other ports and try again.
-const ExitAddrInUse = 5
-
 // Job is a one-off command run with a release's artifact against the
-// cluster, such as a data migration. Args are the arguments after the
-// program name; the driver adds whatever connects the job to the cluster.
+// cluster, such as a data migration. Args are the service's arguments;
+// the service adds whatever connects the job to the cluster.
 type Job struct {
 	Name string
 	Args []string
@@ -69,10 +65,35 @@ type Freezer interface {
 
 // Spec describes a cluster to create.
 type Spec struct {
-	Cluster       string
-	Version       string
-	Replicas      int
-	AdminPassword string
-	// Timeout bounds the wait for the new cluster to become healthy.
+	Cluster string
+	// Service is what the replicas run.
+	Service  Service
+	Version  string
+	Replicas int
+	// Secrets are files every replica is given, by name (the registry's
+	// "admin-password"). Drivers keep them readable only by their owner.
+	Secrets map[string][]byte
+	// Timeout bounds the wait for the new cluster's replicas to start.
 	Timeout time.Duration
+}
+
+// MaxReplicas is the largest cluster a driver creates.
+const MaxReplicas = 9
+
+// Validate checks what every driver needs of a spec: a service, a release
+// it has, and a replica count in range. It returns the spec with the
+// version normalized.
+func (s Spec) Validate() (Spec, error) {
+	if s.Service == nil {
+		return s, fmt.Errorf("create cluster %s: no service given", s.Cluster)
+	}
+	if s.Replicas < 1 || s.Replicas > MaxReplicas {
+		return s, fmt.Errorf("%w: replica count %d: use 1 to %d (3 or 5 tolerate a failed replica)", ErrInvalidSpec, s.Replicas, MaxReplicas)
+	}
+	a, err := s.Service.Artifact(s.Version)
+	if err != nil {
+		return s, err
+	}
+	s.Version = a.Version
+	return s, nil
 }

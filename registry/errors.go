@@ -48,3 +48,8 @@ func (e *SchemaTooNewError) Error() string {
 
 // Is makes errors.Is(err, ErrSchemaTooNew) true.
 func (e *SchemaTooNewError) Is(target error) bool { return target == ErrSchemaTooNew }
+
+// ExitAddrInUse is the exit status of `ladder registry serve` when a listen
+// address is taken, so that a driver creating a cluster can choose other
+// ports and try again.
+const ExitAddrInUse = 5

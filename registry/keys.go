@@ -76,7 +76,6 @@ func tagKey(repo, tag string) string   { return prefixOf(TableTags) + repo + ":"
 func tagPrefix(repo string) string     { return prefixOf(TableTags) + repo + ":" }
 func blobKey(dgst string) string       { return prefixOf(TableBlobs) + dgst }
 func linkKey(repo, dgst string) string { return prefixOf(TableBlobRepository) + repo + "@" + dgst }
-func linkPrefix(repo string) string    { return prefixOf(TableBlobRepository) + repo + "@" }
 func replicaKey(id string) string      { return prefixOf(TableReplicas) + id }
 
 // eventKey orders events by time; the suffix keeps keys unique.

@@ -101,15 +101,6 @@ func seedAt(t *testing.T, cli *clientv3.Client, schema, n int) {
 	}
 }
 
-func migrationTo(to int) Migration {
-	for _, m := range Migrations() {
-		if m.To == to {
-			return m
-		}
-	}
-	panic(fmt.Sprintf("no migration to %d", to))
-}
-
 // checkMigrated checks what migration m must have done, on top of the
 // layout checks every schema has.
 func checkMigrated(t *testing.T, cli *clientv3.Client, m Migration, before map[string]string) {

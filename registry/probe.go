@@ -13,9 +13,91 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
-	"github.com/ladder-dev/ladder/driver"
 )
+
+// Member is a replica to probe: its id, the release it was started as, and
+// the base URL of its HTTP API.
+type Member struct {
+	ID      string
+	Release string
+	URL     string
+}
+
+// ClusterReport is what Probe learns of a cluster; GET /api/v1/cluster
+// serves it.
+type ClusterReport struct {
+	Cluster string `json:"cluster"`
+	// Version is the release every replica runs, or VersionMixed.
+	Version string `json:"version"`
+	// SchemaVersion is the newest schema a replica reports (0 if none).
+	SchemaVersion int             `json:"schema_version"`
+	Replicas      []ReplicaHealth `json:"replicas"`
+	Store         StoreReport     `json:"store"`
+}
+
+// VersionMixed is ClusterReport.Version when replicas run different releases.
+const VersionMixed = "mixed"
+
+// ReplicaHealth is one replica as it reports itself, or fails to.
+type ReplicaHealth struct {
+	ID      string `json:"id"`
+	Version string `json:"version"`
+	// Healthy: /health answered 200.
+	Healthy bool `json:"healthy"`
+	// UI: the web UI page answered.
+	UI  bool   `json:"ui"`
+	URL string `json:"url"`
+	// Leader: this replica's store member is the raft leader.
+	Leader bool `json:"leader"`
+	// Voter: the member is a voting member (not a learner).
+	Voter        bool   `json:"voter"`
+	MemberID     string `json:"member_id,omitempty"`
+	AppliedIndex uint64 `json:"applied_index"`
+	// Error says in one phrase, read after the replica's id, why it is not
+	// fully up ("does not answer within 2s").
+	Error string `json:"error,omitempty"`
+}
+
+// StoreReport is the replicated store as a whole.
+type StoreReport struct {
+	// Settled: every replica is healthy, a voter, and every table is ready.
+	Settled bool          `json:"settled"`
+	Tables  []TableReport `json:"tables"`
+}
+
+// TableReport is the readiness of one table on every replica.
+type TableReport struct {
+	DB   string `json:"db"`
+	Name string `json:"name"`
+	// Revision is the latest committed revision of the table.
+	Revision int64 `json:"revision"`
+	// Applied maps replica id to the table revision that replica has
+	// applied; a replica that could not be asked is absent.
+	Applied map[string]int64 `json:"applied,omitempty"`
+	Ready   bool             `json:"ready"`
+	// Lagging lists the ids of replicas on which the table is not ready.
+	Lagging []string `json:"lagging"`
+}
+
+// Replica returns the health of replica id.
+func (c ClusterReport) Replica(id string) (ReplicaHealth, bool) {
+	for _, r := range c.Replicas {
+		if r.ID == id {
+			return r, true
+		}
+	}
+	return ReplicaHealth{}, false
+}
+
+// Leader returns the id of the replica whose member leads, or "".
+func (c ClusterReport) Leader() string {
+	for _, r := range c.Replicas {
+		if r.Leader {
+			return r.ID
+		}
+	}
+	return ""
+}
 
 // probeTimeout bounds each request Probe makes.
 const probeTimeout = 2 * time.Second
@@ -26,8 +108,7 @@ type probeResult struct {
 	healthy bool
 	ui      bool
 	// errs holds the request errors by endpoint: status, health, ui.
-	errs     [3]error
-	reported bool
+	errs [3]error
 }
 
 const (
@@ -83,7 +164,7 @@ func (res probeResult) diagnose() string {
 // replica answered, is a voter, and has applied the table's latest
 // committed revision; the store is settled when every replica is healthy,
 // a voter, and every table is ready.
-func Probe(ctx context.Context, cluster string, replicas []driver.Replica, hc *http.Client) driver.Status {
+func Probe(ctx context.Context, cluster string, replicas []Member, hc *http.Client) ClusterReport {
 	if hc == nil {
 		hc = &http.Client{Timeout: probeTimeout}
 	}
@@ -133,9 +214,9 @@ func Probe(ctx context.Context, cluster string, replicas []driver.Replica, hc *h
 	return summarize(cluster, replicas, results)
 }
 
-// summarize turns the replicas' answers into a driver.Status.
-func summarize(cluster string, replicas []driver.Replica, results []probeResult) driver.Status {
-	st := driver.Status{Cluster: cluster, Replicas: []driver.ReplicaStatus{}}
+// summarize turns the replicas' answers into a report.
+func summarize(cluster string, replicas []Member, results []probeResult) ClusterReport {
+	st := ClusterReport{Cluster: cluster, Replicas: []ReplicaHealth{}}
 	versions := map[string]bool{}
 	type tableAcc struct {
 		rev     int64
@@ -145,8 +226,7 @@ func summarize(cluster string, replicas []driver.Replica, results []probeResult)
 	var order []string
 	for i, rep := range replicas {
 		res := results[i]
-		rs := driver.ReplicaStatus{ID: rep.ID, Version: rep.Version, URL: rep.URL, PID: rep.PID,
-			Healthy: res.healthy, UI: res.ui}
+		rs := ReplicaHealth{ID: rep.ID, Version: rep.Release, URL: rep.URL, Healthy: res.healthy, UI: res.ui}
 		if s := res.status; s != nil {
 			rs.Version = s.Release
 			rs.Leader = s.IsLeader
@@ -182,7 +262,7 @@ func summarize(cluster string, replicas []driver.Replica, results []probeResult)
 			st.Version = v
 		}
 	default:
-		st.Version = driver.VersionMixed
+		st.Version = VersionMixed
 	}
 	settled := len(replicas) > 0
 	for _, rs := range st.Replicas {
@@ -193,7 +273,7 @@ func summarize(cluster string, replicas []driver.Replica, results []probeResult)
 	for _, k := range order {
 		acc := tables[k]
 		db, name, _ := strings.Cut(k, "/")
-		ts := driver.TableStatus{DB: db, Name: name, Revision: acc.rev, Applied: acc.applied, Lagging: []string{}}
+		ts := TableReport{DB: db, Name: name, Revision: acc.rev, Applied: acc.applied, Lagging: []string{}}
 		for i, rs := range st.Replicas {
 			applied, answered := acc.applied[rs.ID]
 			if !answered || results[i].status == nil || !rs.Voter || applied < acc.rev {

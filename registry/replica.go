@@ -415,10 +415,13 @@ func (r *Replica) PeerURL() string { return r.peerURL }
 // stops. Every handler's store calls are bounded by requestTimeout.
 const shutdownGrace = 2 * time.Second
 
-// Close stops the replica: HTTP server, store client, then the etcd member,
-// each exactly once. It is safe to call more than once.
+// Close stops the replica, once: the HTTP server first (so no request
+// starts on a closing store), then the etcd member, then, once the
+// replica's goroutines have returned, its store client. It returns what
+// went wrong closing them, the same on every call.
 func (r *Replica) Close() error {
 	r.closeOnce.Do(func() {
+		var errs []error
 		r.cancel()
 		// Requests get a moment to finish, then connections are closed.
 		// Shutdown alone waits up to 5s on a connection that a client
@@ -428,14 +431,19 @@ func (r *Replica) Close() error {
 		defer cancel()
 		if err := r.httpSrv.Shutdown(ctx); err != nil {
 			r.log.Warn("requests still running at stop: closing their connections", "grace", shutdownGrace, "err", err)
-			_ = r.httpSrv.Close()
+			if err := r.httpSrv.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close HTTP server: %w", err))
+			}
 		}
 		r.muted.Store(true)
 		r.etcd.Close()
 		r.wg.Wait()
 		if cli := r.cli.Load(); cli != nil {
-			_ = cli.Close()
+			if err := cli.Close(); err != nil && !errors.Is(err, context.Canceled) {
+				errs = append(errs, fmt.Errorf("close store client: %w", err))
+			}
 		}
+		r.closeErr = errors.Join(errs...)
 		r.log.Info("replica stopped")
 	})
 	return r.closeErr

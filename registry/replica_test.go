@@ -18,8 +18,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-
-	"github.com/ladder-dev/ladder/driver"
 )
 
 const testPassword = "s3cret"
@@ -105,10 +103,10 @@ func tryStartAll(cfgs []Config) (reps []*Replica, err error) {
 	return reps, nil
 }
 
-func driverReplicas(reps []*Replica, cfgs []Config) []driver.Replica {
-	out := make([]driver.Replica, len(cfgs))
+func members(reps []*Replica, cfgs []Config) []Member {
+	out := make([]Member, len(cfgs))
 	for i, c := range cfgs {
-		out[i] = driver.Replica{ID: c.ID, Version: c.Release, URL: "http://" + c.Listen, Running: true}
+		out[i] = Member{ID: c.ID, Release: c.Release, URL: "http://" + c.Listen}
 		if reps[i] != nil {
 			out[i].URL = reps[i].URL()
 		}
@@ -116,9 +114,9 @@ func driverReplicas(reps []*Replica, cfgs []Config) []driver.Replica {
 	return out
 }
 
-func waitSettled(t *testing.T, name string, drs []driver.Replica) driver.Status {
+func waitSettled(t *testing.T, name string, drs []Member) ClusterReport {
 	t.Helper()
-	var st driver.Status
+	var st ClusterReport
 	waitFor(t, 30*time.Second, "the store to settle", func() (bool, string) {
 		st = Probe(context.Background(), name, drs, nil)
 		return st.Store.Settled, fmt.Sprintf("%+v", st)
@@ -129,7 +127,7 @@ func waitSettled(t *testing.T, name string, drs []driver.Replica) driver.Status 
 func TestClusterOfThree(t *testing.T) {
 	ctx := context.Background()
 	cfgs, reps := startCluster(t, "demo", "2.2.4", 3)
-	drs := driverReplicas(reps, cfgs)
+	drs := members(reps, cfgs)
 
 	st := waitSettled(t, "demo", drs)
 	if st.Version != "2.2.4" || st.SchemaVersion != 4 || st.Leader() == "" {
@@ -162,7 +160,7 @@ func TestClusterOfThree(t *testing.T) {
 	waitSettled(t, "demo", drs)
 
 	// The cluster view from any replica finds the peers through the store.
-	var cl driver.Status
+	var cl ClusterReport
 	if _, err := getJSON(ctx, http.DefaultClient, reps[1].URL()+"/api/v1/cluster", &cl); err != nil {
 		t.Fatal(err)
 	}
@@ -260,7 +258,7 @@ func TestClusterOfThree(t *testing.T) {
 		t.Fatal(err)
 	}
 	reps[2] = r3
-	waitSettled(t, "demo", driverReplicas(reps, cfgs))
+	waitSettled(t, "demo", members(reps, cfgs))
 	if got, err := r3.Store().ResolveTag(ctx, "team/app", "v2"); err != nil || got != m2.Digest {
 		t.Errorf("restarted replica: ResolveTag = %s, %v", got, err)
 	}

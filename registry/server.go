@@ -13,7 +13,6 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/ladder-dev/ladder/driver"
 	"github.com/ladder-dev/ladder/registry/oci"
 )
 
@@ -27,23 +26,23 @@ type StatusReport struct {
 	// KnownSchema is the newest schema the release knows.
 	KnownSchema int `json:"known_schema"`
 	// Ready: the replica serves the store (it may still lack a leader).
-	Ready          bool          `json:"ready"`
-	MemberID       string        `json:"member_id"`
-	LeaderID       string        `json:"leader_id"`
-	IsLeader       bool          `json:"is_leader"`
-	Voter          bool          `json:"voter"`
-	AppliedIndex   uint64        `json:"applied_index"`
-	CommittedIndex uint64        `json:"committed_index"`
-	RaftTerm       uint64        `json:"raft_term"`
-	HTTPURL        string        `json:"http_url"`
-	ClientURL      string        `json:"client_url"`
-	PeerURL        string        `json:"peer_url"`
-	Tables         []TableReport `json:"tables"`
-	Error          string        `json:"error,omitempty"`
+	Ready          bool         `json:"ready"`
+	MemberID       string       `json:"member_id"`
+	LeaderID       string       `json:"leader_id"`
+	IsLeader       bool         `json:"is_leader"`
+	Voter          bool         `json:"voter"`
+	AppliedIndex   uint64       `json:"applied_index"`
+	CommittedIndex uint64       `json:"committed_index"`
+	RaftTerm       uint64       `json:"raft_term"`
+	HTTPURL        string       `json:"http_url"`
+	ClientURL      string       `json:"client_url"`
+	PeerURL        string       `json:"peer_url"`
+	Tables         []TableState `json:"tables"`
+	Error          string       `json:"error,omitempty"`
 }
 
-// TableReport is one table as a replica sees it.
-type TableReport struct {
+// TableState is one table as a replica sees it.
+type TableState struct {
 	DB   string `json:"db"`
 	Name string `json:"name"`
 	// LocalRevision is the table's latest revision as this member has
@@ -178,7 +177,7 @@ func (r *Replica) Status(ctx context.Context) StatusReport {
 	committed, cerr := readMarkers(cctx, cli, tables, false)
 	cancel()
 	for _, tb := range tables {
-		t := TableReport{DB: DB, Name: tb, LocalRevision: local[markerKey(tb)]}
+		t := TableState{DB: DB, Name: tb, LocalRevision: local[markerKey(tb)]}
 		if cerr != nil {
 			t.Error = "no quorum: " + cerr.Error()
 		} else {
@@ -230,9 +229,9 @@ func (r *Replica) handleStatus(w http.ResponseWriter, req *http.Request) {
 	writeJSONResponse(w, code, rep)
 }
 
-// Replicas lists the replicas registered in the store, by id, as a driver
-// would: their release and HTTP URL.
-func (r *Replica) Replicas(ctx context.Context) ([]driver.Replica, error) {
+// Members lists the replicas registered in the store, by id: their release
+// and HTTP URL.
+func (r *Replica) Members(ctx context.Context) ([]Member, error) {
 	cli := r.cli.Load()
 	if cli == nil {
 		return nil, ErrNotReady
@@ -246,20 +245,20 @@ func (r *Replica) Replicas(ctx context.Context) ([]driver.Replica, error) {
 			return nil, fmt.Errorf("list replicas: %w", err)
 		}
 	}
-	var out []driver.Replica
+	var out []Member
 	for _, kv := range resp.Kvs {
 		var row replicaRow
 		if json.Unmarshal(kv.Value, &row) != nil {
 			continue
 		}
-		out = append(out, driver.Replica{ID: row.ID, Version: row.Release, URL: row.HTTPURL, Running: true})
+		out = append(out, Member{ID: row.ID, Release: row.Release, URL: row.HTTPURL})
 	}
-	slices.SortFunc(out, func(a, b driver.Replica) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.ID, b.ID) })
 	return out, nil
 }
 
 func (r *Replica) handleCluster(w http.ResponseWriter, req *http.Request) {
-	reps, err := r.Replicas(req.Context())
+	reps, err := r.Members(req.Context())
 	if err != nil {
 		writeJSONResponse(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
 		return

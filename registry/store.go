@@ -3,7 +3,6 @@ package registry
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -323,6 +322,3 @@ func (s *Store) view(ctx context.Context, fn func(ctx context.Context, t *txn) e
 	}
 	return fn(ctx, t)
 }
-
-// errorsIsNotFound reports whether err is ErrNotFound.
-func errorsIsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }

@@ -1,10 +1,13 @@
 // Package upgrade is ladder's rolling-upgrade engine: it turns a plan's
 // hops into named, journaled steps and runs them against a cluster through
-// a driver.Driver, waiting on the cluster's status between steps.
+// a driver.Driver, waiting on the cluster's Status, which the service's App
+// reports, between steps. It never imports a concrete driver or service.
 //
 // # Steps
 //
-// Every hop FROM → TO runs these steps, each with a stable ID (see Steps):
+// A hop's steps are one ordered list of data, HopSteps: the engine runs
+// it, and the dry run prints it. Every step has a stable ID, written and
+// read as a StepRef (StepRef.String, ParseStep):
 //
 //	hop/2.1.4->2.2.5/preflight             replicas reachable, healthy, UI up, store settled,
 //	                                        TO artifact present, stored schema not too new,
@@ -28,17 +31,19 @@
 // before the engine goes on. Run opens an upgrade by journaling the plan
 // (journal.PlanStep) and closes it after the last hop. Running again with
 // the same target resumes the journaled plan: done steps are skipped
-// (event step-skip), an interrupted step is repeated (every step re-checks
-// live state first, and the migration job is itself idempotent), and a
-// step that is not safe to repeat stops with a *StepError whose Hint says
-// how to continue. Running with another target while an upgrade is
-// unfinished is refused (*UnfinishedError). The upgrade lock is held for
+// (event step-skip), and an interrupted step is repeated: every step
+// re-checks live state first, and the migration job is itself idempotent.
+// A step's done record holds what it did and its Timing, the time spent
+// in each activity inside it. Running with another target while an
+// upgrade is unfinished is refused (*UnfinishedError). The upgrade lock is held for
 // the whole of Run and released when it returns; the journal, not the
 // lock, carries the resume state.
 //
 // # Waiting
 //
-// Every gate goes through one wait helper that polls App.Status. A wait is
+// Every gate goes through one wait helper that polls App.Status, and
+// judges each replica by one health rule, ReplicaStatus.Problem (healthy,
+// UI answering, a voting member). A wait is
 // progress-aware: while a replica that is behind keeps catching up (its
 // applied revisions or index grow, it becomes healthy, fewer replicas lag)
 // the wait goes on, up to Options.MaxWait (ErrWaitTimeout). When nothing

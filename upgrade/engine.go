@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"slices"
 	"time"
 
 	"github.com/Masterminds/semver/v3"
@@ -20,7 +19,7 @@ import (
 type App interface {
 	// Status probes the replicas and returns the cluster's status. An
 	// unreachable replica is reported in the status, not as an error.
-	Status(ctx context.Context, replicas []driver.Replica) (driver.Status, error)
+	Status(ctx context.Context, replicas []driver.Replica) (Status, error)
 	// MigrateJob is the job that migrates the store to toSchema; the
 	// engine runs it with Driver.RunJob and the hop's TO release. It must
 	// be idempotent: run again, it finishes what is left.
@@ -37,7 +36,7 @@ type Engine struct {
 	Journal *journal.Journal
 	Log     *slog.Logger
 	// OnEvent receives progress events, synchronously, from the goroutine
-	// that called Run.
+	// that called Run: it must return quickly.
 	OnEvent func(Event)
 	Options Options
 }
@@ -52,9 +51,9 @@ type runner struct {
 	onEvent func(Event)
 	opts    Options
 
-	target string // for hints
-	rounds int    // remediation rounds used
-	timing map[string]time.Duration
+	target string     // for hints
+	rounds int        // remediation rounds used
+	timer  *stepTimer // the running step's; nil outside steps
 }
 
 func newRunner(drv driver.Driver, app App, j *journal.Journal, log *slog.Logger, onEvent func(Event), opts Options) *runner {
@@ -68,11 +67,12 @@ func (r *runner) emit(ev Event) {
 	if ev.Time.IsZero() {
 		ev.Time = time.Now()
 	}
+	ref := parseStep(ev.Step)
 	if ev.Hop == "" {
-		ev.Hop = hopOf(ev.Step)
+		ev.Hop = ref.Hop
 	}
 	if ev.Replica == "" {
-		ev.Replica = replicaOf(ev.Step)
+		ev.Replica = ref.Replica
 	}
 	level := slog.LevelInfo
 	switch ev.Type {
@@ -98,27 +98,20 @@ func (r *runner) emit(ev Event) {
 }
 
 // note journals a note (when there is a journal).
-func (r *runner) note(step string, detail any) error {
+func (r *runner) note(step StepRef, detail any) error {
 	if r.j == nil {
 		return nil
 	}
-	if _, err := r.j.Append(step, journal.Note, detail); err != nil {
-		return fmt.Errorf("journal note: %w", err)
+	if _, err := r.j.Append(step.String(), journal.Note, detail); err != nil {
+		return fmt.Errorf("journal note %s: %w", step, err)
 	}
 	return nil
 }
 
-// track adds the time since start to a timing category of the current step.
-func (r *runner) track(category string, start time.Time) {
-	if r.timing != nil {
-		r.timing[category] += time.Since(start)
-	}
-}
-
 // timedWait is wait, with its time counted under category.
-func (r *runner) timedWait(ctx context.Context, step, category string, g gate) (driver.Status, error) {
-	defer r.track(category, time.Now())
-	return r.wait(ctx, step, g)
+func (r *runner) timedWait(ctx context.Context, step StepRef, category string, g gate) (Status, error) {
+	defer r.timer.since(category, time.Now())
+	return r.wait(ctx, step.String(), g)
 }
 
 // Run runs p, or resumes the unfinished upgrade of the journal when it has
@@ -172,7 +165,7 @@ func (u *upgradeRun) run(ctx context.Context, p plan.Plan) error {
 				req = p.To.String()
 			}
 			return &UnfinishedError{From: jp.From.String(), To: jp.To.String(), Started: u.state.Plan.Time,
-				Requested: req, Hint: "finish it first with `" + resumeCommand(u.opts, cluster, jp.To.String()) + "`"}
+				Requested: req, Hint: "finish it first with `" + ResumeCommand(u.opts, cluster, jp.To.String()) + "`"}
 		}
 		u.plan, u.resume = jp, true
 	} else {
@@ -188,7 +181,7 @@ func (u *upgradeRun) run(ctx context.Context, p plan.Plan) error {
 		u.state = u.j.State()
 	}
 	u.target = u.plan.To.String()
-	if err := u.note("run", map[string]any{"holder": u.opts.Holder, "resume": u.resume}); err != nil {
+	if err := u.note(StepRef{Name: StepRun}, map[string]any{"holder": u.opts.Holder, "resume": u.resume}); err != nil {
 		return err
 	}
 	hops := make([]string, len(u.plan.Hops))
@@ -223,12 +216,14 @@ func versionString(v *semver.Version) string {
 	return v.String()
 }
 
-// resumeCommand is the command that continues the upgrade to target.
-func resumeCommand(o Options, cluster, target string) string {
+// ResumeCommand is the command that continues the upgrade of cluster to
+// target: Options.ResumeCommand if set. Every hint and the command line's
+// "continue:" line use it.
+func ResumeCommand(o Options, cluster, target string) string {
 	if o.ResumeCommand != "" {
 		return o.ResumeCommand
 	}
-	return fmt.Sprintf("ladder upgrade --cluster %s --to %s", cluster, target)
+	return fmt.Sprintf("ladder upgrade --cluster %s --to %s --yes", cluster, target)
 }
 
 func restartCommand(o Options, cluster string) string {
@@ -238,126 +233,17 @@ func restartCommand(o Options, cluster string) string {
 	return fmt.Sprintf("ladder restart --cluster %s --rolling", cluster)
 }
 
-// stepDef is one step: its ID and what it does. act returns details for
-// the done record.
-type stepDef struct {
-	id  string
-	hop plan.Hop
-	act func(ctx context.Context) (map[string]any, error)
-}
-
-// step runs s with the journal protocol: skip if done; refuse if
-// interrupted and not repeatable; intent, act (retrying after a
-// remediated stall), done.
-func (u *upgradeRun) step(ctx context.Context, s stepDef) error {
-	if rec, ok := u.state.Done[s.id]; ok {
-		u.emit(Event{Type: EventStepSkip, Step: s.id, Message: "done at " + rec.Time.Format(time.RFC3339)})
-		return nil
-	}
-	_, interrupted := u.state.Pending[s.id]
-	if interrupted && u.opts.Knobs.NotRepeatable != nil && u.opts.Knobs.NotRepeatable(s.id) {
-		if slices.Contains(u.opts.Resolved, s.id) {
-			if _, err := u.j.Append(s.id, journal.Done, map[string]any{"resolved": true}); err != nil {
-				return fmt.Errorf("journal %s: %w", s.id, err)
-			}
-			u.emit(Event{Type: EventNote, Step: s.id, Message: "declared done by the operator"})
-			return nil
-		}
-		err := &StepError{Step: s.id, Err: ErrNotRepeatable,
-			Hint: fmt.Sprintf("check by hand whether the step completed; if it did, run `%s --resolved %s`",
-				resumeCommand(u.opts, u.drv.Cluster(), u.target), s.id)}
-		u.emit(Event{Type: EventFailed, Step: s.id, Message: err.Error(), Fields: map[string]any{"hint": err.Hint}})
-		return err
-	}
-	detail := map[string]any{}
-	if interrupted {
-		detail["repeat"] = true
-	}
-	if _, err := u.j.Append(s.id, journal.Intent, detail); err != nil {
-		return fmt.Errorf("journal %s: %w", s.id, err)
-	}
-	if k := u.opts.Knobs.BeforeAct; k != nil {
-		if err := k(s.id); err != nil {
-			return err
-		}
-	}
-	msg := ""
-	if interrupted {
-		msg = "repeating interrupted step"
-	}
-	u.emit(Event{Type: EventStepStart, Step: s.id, Message: msg})
-	start := time.Now()
-	u.timing = map[string]time.Duration{}
-	var (
-		out map[string]any
-		err error
-	)
-	for {
-		sctx, cancel := context.WithTimeoutCause(ctx, u.opts.StepTimeout,
-			fmt.Errorf("%w: %s ran longer than %s", ErrStepTimeout, s.id, u.opts.StepTimeout))
-		out, err = s.act(withStep(sctx, s.id))
-		cancel()
-		stall, ok := isStall(err)
-		if !ok {
-			break
-		}
-		u.emit(Event{Type: EventStall, Step: s.id, Replica: stall.Replica, Message: stall.Error(),
-			Fields: map[string]any{"db": stall.DB, "table": stall.Table, "applied": stall.Applied, "revision": stall.Revision}})
-		if !u.opts.Remediate || u.rounds >= u.opts.RemediationBudget || ctx.Err() != nil {
-			break
-		}
-		if rerr := u.remediate(ctx, HopPrefix(s.hop), s.id, stall); rerr != nil {
-			if _, stalled := isStall(rerr); stalled {
-				continue // the round did not settle the store: retry the step, maybe another round
-			}
-			err = fmt.Errorf("%w; remediation round %d failed: %w", err, u.rounds, rerr)
-			break
-		}
-	}
-	if err != nil {
-		se := &StepError{Step: s.id, Err: err, Hint: u.hint(err)}
-		if _, jerr := u.j.Append(s.id, journal.Failed, map[string]any{"error": err.Error(), "hint": se.Hint}); jerr != nil {
-			err = errors.Join(se, fmt.Errorf("journal failure of %s: %w", s.id, jerr))
-		} else {
-			err = se
-		}
-		u.emit(Event{Type: EventFailed, Step: s.id, Message: se.Error(), Fields: map[string]any{"hint": se.Hint}})
-		return err
-	}
-	if k := u.opts.Knobs.AfterAct; k != nil {
-		if err := k(s.id); err != nil {
-			return err
-		}
-	}
-	if out == nil {
-		out = map[string]any{}
-	}
-	d := time.Since(start)
-	timing := map[string]int64{"total_ms": d.Milliseconds()}
-	for c, t := range u.timing {
-		timing[c+"_ms"] = t.Milliseconds()
-	}
-	out["timing"] = timing
-	if _, err := u.j.Append(s.id, journal.Done, out); err != nil {
-		return fmt.Errorf("journal %s: %w", s.id, err)
-	}
-	delete(out, "timing")
-	out["duration"] = d
-	u.emit(Event{Type: EventStepDone, Step: s.id, Fields: out})
-	return nil
-}
-
 // hint says what to do after err.
 func (r *runner) hint(err error) string {
 	cluster := r.drv.Cluster()
-	resume := "run `" + resumeCommand(r.opts, cluster, r.target) + "`"
+	resume := "run `" + ResumeCommand(r.opts, cluster, r.target) + "`"
 	if _, ok := isStall(err); ok {
 		if !r.opts.Remediate {
 			return fmt.Sprintf("restart the replicas one at a time with `%s`, then %s to continue (or leave remediation on)",
 				restartCommand(r.opts, cluster), resume)
 		}
-		return fmt.Sprintf("remediation used its budget (%d rounds); check the replica named above, restart the replicas one at a time with `%s`, then %s to continue",
-			r.opts.RemediationBudget, restartCommand(r.opts, cluster), resume)
+		return fmt.Sprintf("remediation used %d of its %d rounds; check the replica named above, restart the replicas one at a time with `%s`, then %s to continue",
+			r.rounds, r.opts.RemediationBudget, restartCommand(r.opts, cluster), resume)
 	}
 	switch {
 	case errors.Is(err, ErrWaitTimeout):

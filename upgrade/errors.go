@@ -16,8 +16,6 @@ var (
 	// ErrStepTimeout is the cause of a step's context when the step ran
 	// longer than Options.StepTimeout.
 	ErrStepTimeout = errors.New("step timed out")
-	// ErrNotRepeatable means an interrupted step cannot be repeated safely.
-	ErrNotRepeatable = errors.New("interrupted step cannot be repeated safely")
 	// ErrUnexpectedVersion means a replica runs neither the hop's FROM nor
 	// its TO release.
 	ErrUnexpectedVersion = errors.New("replica runs an unexpected release")

@@ -15,57 +15,63 @@ import (
 // hop runs the steps of hop h (index i of the plan).
 func (u *upgradeRun) hop(ctx context.Context, i int, h plan.Hop) error {
 	start := time.Now()
-	if u.state.IsDone(StepID(h, StepFinalize)) {
-		u.emit(Event{Type: EventStepSkip, Step: StepID(h, StepFinalize), Hop: h.ID(), Message: "hop done earlier"})
+	if finalize := HopStep(h, StepFinalize).String(); u.state.IsDone(finalize) {
+		u.emit(Event{Type: EventStepSkip, Step: finalize, Hop: h.ID(), Message: "hop done earlier"})
 		return nil
 	}
 	u.emit(Event{Type: EventHopStart, Hop: h.ID(), Message: fmt.Sprintf("hop %d of %d: %s → %s", i+1, len(u.plan.Hops), h.From, h.To),
 		Fields: map[string]any{"index": i + 1, "of": len(u.plan.Hops), "from": h.From.String(), "to": h.To.String(),
 			"migrates": h.Migrates, "from_schema": h.FromSchema, "to_schema": h.ToSchema}})
-
-	if err := u.step(ctx, stepDef{id: StepID(h, StepPreflight), hop: h, act: func(ctx context.Context) (map[string]any, error) {
-		return u.preflight(ctx, h)
-	}}); err != nil {
-		return err
-	}
-	if h.Migrates {
-		if err := u.step(ctx, stepDef{id: StepID(h, StepBackup), hop: h, act: func(ctx context.Context) (map[string]any, error) {
-			return u.backup(ctx, h)
-		}}); err != nil {
+	for _, ref := range HopSteps(h, nil) {
+		var err error
+		if ref.Name == StepRoll {
+			err = u.roll(ctx, h)
+		} else {
+			err = u.step(ctx, ref, u.act(h, ref))
+		}
+		if err != nil {
 			return err
 		}
-	}
-	order, err := u.rollOrder(ctx, h)
-	if err != nil {
-		return &StepError{Step: rollNoteStep(h), Err: err, Hint: u.hint(err)}
-	}
-	for _, id := range order {
-		if err := u.step(ctx, stepDef{id: RollStepID(h, id, StepReplace), hop: h, act: func(ctx context.Context) (map[string]any, error) {
-			return u.replace(ctx, h, id)
-		}}); err != nil {
-			return err
-		}
-		if err := u.step(ctx, stepDef{id: RollStepID(h, id, StepWait), hop: h, act: func(ctx context.Context) (map[string]any, error) {
-			return u.waitReplica(ctx, h, id)
-		}}); err != nil {
-			return err
-		}
-	}
-	if h.Migrates {
-		if err := u.step(ctx, stepDef{id: StepID(h, StepMigrate), hop: h, act: func(ctx context.Context) (map[string]any, error) {
-			return u.migrate(ctx, h)
-		}}); err != nil {
-			return err
-		}
-	}
-	if err := u.step(ctx, stepDef{id: StepID(h, StepFinalize), hop: h, act: func(ctx context.Context) (map[string]any, error) {
-		return u.finalize(ctx, h)
-	}}); err != nil {
-		return err
 	}
 	u.emit(Event{Type: EventHopDone, Hop: h.ID(), Message: fmt.Sprintf("%s runs %s", u.drv.Cluster(), h.To),
 		Fields: map[string]any{"duration": time.Since(start), "version": h.To.String()}})
 	return nil
+}
+
+// roll chooses (or reads back) the hop's roll order and runs the roll's
+// steps.
+func (u *upgradeRun) roll(ctx context.Context, h plan.Hop) error {
+	order, err := u.rollOrder(ctx, h)
+	if err != nil {
+		return &StepError{Step: HopStep(h, StepRoll).String(), Err: err, Hint: u.hint(err)}
+	}
+	for _, ref := range RollSteps(h, order) {
+		if err := u.step(ctx, ref, u.act(h, ref)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// act is what step ref of hop h does.
+func (u *upgradeRun) act(h plan.Hop, ref StepRef) stepAct {
+	switch ref.Name {
+	case StepPreflight:
+		return func(ctx context.Context) (map[string]any, error) { return u.preflight(ctx, h) }
+	case StepBackup:
+		return func(ctx context.Context) (map[string]any, error) { return u.backup(ctx, h) }
+	case StepReplace:
+		return func(ctx context.Context) (map[string]any, error) { return u.replace(ctx, h, ref.Replica) }
+	case StepWait:
+		return func(ctx context.Context) (map[string]any, error) { return u.waitReplica(ctx, h, ref.Replica) }
+	case StepMigrate:
+		return func(ctx context.Context) (map[string]any, error) { return u.migrate(ctx, h) }
+	case StepFinalize:
+		return func(ctx context.Context) (map[string]any, error) { return u.finalize(ctx, h) }
+	}
+	return func(context.Context) (map[string]any, error) {
+		return nil, fmt.Errorf("run step %s: no such step", ref)
+	}
 }
 
 // preflight checks the cluster can take the hop.
@@ -92,12 +98,12 @@ func (u *upgradeRun) preflight(ctx context.Context, h plan.Hop) (map[string]any,
 			return nil, fmt.Errorf("check artifact of %s: %w", h.To, err)
 		}
 	}
-	st, err := u.timedWait(ctx, StepID(h, StepPreflight), "settle", settledGate())
+	st, err := u.timedWait(ctx, HopStep(h, StepPreflight), CategorySettle, settledGate())
 	if err != nil {
 		return nil, err
 	}
 	if st.SchemaVersion != 0 && h.FromSchema != 0 && st.SchemaVersion > h.FromSchema {
-		_, migrationRan := u.state.Started[StepID(h, StepMigrate)]
+		_, migrationRan := u.state.Started[HopStep(h, StepMigrate).String()]
 		if !migrationRan || (h.ToSchema != 0 && st.SchemaVersion > h.ToSchema) {
 			return nil, fmt.Errorf("%w: the store has schema %d, newer than %s knows (%d)", ErrSchemaTooNew, st.SchemaVersion, h.From, h.FromSchema)
 		}
@@ -120,7 +126,7 @@ func (u *upgradeRun) backupDir() string {
 // backup writes a snapshot via a healthy replica (the leader if it is):
 // to a temporary file, synced, then renamed into place.
 func (u *upgradeRun) backup(ctx context.Context, h plan.Hop) (map[string]any, error) {
-	defer u.track("backup", time.Now())
+	defer u.timer.since(CategoryBackup, time.Now())
 	reps, err := u.drv.Replicas(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list replicas: %w", err)
@@ -176,7 +182,7 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-func pickHealthy(st driver.Status, reps []driver.Replica) (driver.Replica, bool) {
+func pickHealthy(st Status, reps []driver.Replica) (driver.Replica, bool) {
 	var best driver.Replica
 	found := false
 	for _, r := range reps {
@@ -197,7 +203,8 @@ func pickHealthy(st driver.Status, reps []driver.Replica) (driver.Replica, bool)
 // rollOrder returns the journaled roll order of h, or chooses one
 // (followers first, leader last) and journals it.
 func (u *upgradeRun) rollOrder(ctx context.Context, h plan.Hop) ([]string, error) {
-	if rec, ok := u.state.LastNote(rollNoteStep(h)); ok {
+	note := HopStep(h, StepRoll)
+	if rec, ok := u.state.LastNote(note.String()); ok {
 		var d struct {
 			Order []string `json:"order"`
 		}
@@ -218,7 +225,7 @@ func (u *upgradeRun) rollOrder(ctx context.Context, h plan.Hop) ([]string, error
 		return nil, fmt.Errorf("probe cluster: %w", err)
 	}
 	order := RollOrder(st, ids)
-	if err := u.note(rollNoteStep(h), map[string]any{"order": order, "leader": st.Leader()}); err != nil {
+	if err := u.note(note, map[string]any{"order": order, "leader": st.Leader()}); err != nil {
 		return nil, err
 	}
 	u.state = u.j.State()
@@ -230,8 +237,8 @@ func (u *upgradeRun) rollOrder(ctx context.Context, h plan.Hop) ([]string, error
 // replace waits for the store to settle, then replaces replica id with TO
 // unless it already runs TO and is healthy.
 func (u *upgradeRun) replace(ctx context.Context, h plan.Hop, id string) (map[string]any, error) {
-	step := RollStepID(h, id, StepReplace)
-	st, err := u.timedWait(ctx, step, "settle", settledGate())
+	step := RollStep(h, id, StepReplace)
+	st, err := u.timedWait(ctx, step, CategorySettle, settledGate())
 	if err != nil {
 		return nil, err
 	}
@@ -249,10 +256,10 @@ func (u *upgradeRun) replace(ctx context.Context, h plan.Hop, id string) (map[st
 		return nil, fmt.Errorf("replace %s: %w", id, driver.ErrNoReplica)
 	}
 	if rs, ok := st.Replica(id); ok && sameVersion(rep.Version, h.To) && rs.Healthy && rs.UI {
-		u.emit(Event{Type: EventNote, Step: step, Message: fmt.Sprintf("%s already runs %s: not replaced", id, h.To)})
+		u.emit(Event{Type: EventNote, Step: step.String(), Message: fmt.Sprintf("%s already runs %s: not replaced", id, h.To)})
 		return map[string]any{"replaced": false}, nil
 	}
-	defer u.track("restart", time.Now())
+	defer u.timer.since(CategoryRestart, time.Now())
 	if err := u.drv.Replace(ctx, id, h.To.String()); err != nil {
 		return nil, fmt.Errorf("replace %s with %s: %w", id, h.To, err)
 	}
@@ -262,11 +269,11 @@ func (u *upgradeRun) replace(ctx context.Context, h plan.Hop, id string) (map[st
 // waitReplica waits for replica id to answer on TO, then for the store to
 // settle.
 func (u *upgradeRun) waitReplica(ctx context.Context, h plan.Hop, id string) (map[string]any, error) {
-	step := RollStepID(h, id, StepWait)
-	if _, err := u.timedWait(ctx, step, "restart", replicaGate(id, h.To)); err != nil {
+	step := RollStep(h, id, StepWait)
+	if _, err := u.timedWait(ctx, step, CategoryRestart, replicaGate(id, h.To)); err != nil {
 		return nil, err
 	}
-	if _, err := u.timedWait(ctx, step, "settle", settledGate()); err != nil {
+	if _, err := u.timedWait(ctx, step, CategorySettle, settledGate()); err != nil {
 		return nil, err
 	}
 	return nil, nil
@@ -275,34 +282,34 @@ func (u *upgradeRun) waitReplica(ctx context.Context, h plan.Hop, id string) (ma
 // migrate runs TO's migration job unless the store already has ToSchema,
 // waits for the store to settle and verifies the schema.
 func (u *upgradeRun) migrate(ctx context.Context, h plan.Hop) (map[string]any, error) {
-	step := StepID(h, StepMigrate)
-	st, err := u.timedWait(ctx, step, "settle", settledGate())
+	step := HopStep(h, StepMigrate)
+	st, err := u.timedWait(ctx, step, CategorySettle, settledGate())
 	if err != nil {
 		return nil, err
 	}
 	out := map[string]any{"from_schema": st.SchemaVersion, "to_schema": h.ToSchema}
 	if h.ToSchema != 0 && st.SchemaVersion >= h.ToSchema {
-		u.emit(Event{Type: EventNote, Step: step, Message: fmt.Sprintf("store already has schema %d: migration not run", st.SchemaVersion)})
+		u.emit(Event{Type: EventNote, Step: step.String(), Message: fmt.Sprintf("store already has schema %d: migration not run", st.SchemaVersion)})
 		out["job"] = false
 	} else {
 		start := time.Now()
 		job := u.app.MigrateJob(h.ToSchema)
 		output, err := u.drv.RunJob(ctx, h.To.String(), job)
-		u.track("migration", start)
+		u.timer.since(CategoryMigration, start)
 		if err != nil {
 			return nil, fmt.Errorf("run migration job of %s to schema %d: %w%s", h.To, h.ToSchema, err, tail(output))
 		}
 		out["job"] = true
-		u.log.Debug("migration job output", "step", step, "output", string(output))
+		u.log.Debug("migration job output", "step", step.String(), "output", string(output))
 	}
-	st, err = u.timedWait(ctx, step, "settle", settledGate())
+	st, err = u.timedWait(ctx, step, CategorySettle, settledGate())
 	if err != nil {
 		return nil, err
 	}
 	switch {
 	case h.ToSchema == 0:
 	case st.SchemaVersion == 0:
-		u.emit(Event{Type: EventNote, Step: step, Message: "the cluster does not report its schema: migration not verified"})
+		u.emit(Event{Type: EventNote, Step: step.String(), Message: "the cluster does not report its schema: migration not verified"})
 	case st.SchemaVersion != h.ToSchema:
 		return nil, fmt.Errorf("%w: the store has schema %d after the migration, want %d", ErrSchemaMismatch, st.SchemaVersion, h.ToSchema)
 	}

@@ -31,15 +31,11 @@ type Options struct {
 	// Holder describes this process in the upgrade lock (default "pid N on HOST").
 	Holder string
 	// ResumeCommand is the command a person runs to continue the upgrade,
-	// used in hints (default "ladder upgrade --cluster NAME --to TARGET").
+	// used in hints (default "ladder upgrade --cluster NAME --to TARGET --yes").
 	ResumeCommand string
 	// RestartCommand is the command that restarts the replicas one at a
 	// time, used in hints (default "ladder restart --cluster NAME --rolling").
 	RestartCommand string
-	// Resolved lists step IDs that a person has checked and declares done:
-	// if such a step was interrupted and cannot be repeated, it is
-	// journaled done instead of refused.
-	Resolved []string
 	// Knobs are testing hooks.
 	Knobs Knobs
 }
@@ -52,8 +48,6 @@ type Knobs struct {
 	BeforeAct func(step string) error
 	// AfterAct runs after a step acted, before its done record.
 	AfterAct func(step string) error
-	// NotRepeatable marks steps that must not be repeated once interrupted.
-	NotRepeatable func(step string) bool
 }
 
 // DefaultOptions returns the documented defaults, remediation on.

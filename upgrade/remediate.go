@@ -10,56 +10,70 @@ import (
 	"github.com/ladder-dev/ladder/driver"
 )
 
-// remediate runs one remediation round for a stall in step: restart the
-// lagging replica and wait for it and the store; if the store does not
-// settle, restart every replica one at a time. nil means the store
-// settled and the step may be retried.
-func (r *runner) remediate(ctx context.Context, prefix, step string, stall *StallError) error {
-	defer r.track("remediation", time.Now())
+// remediate runs one remediation round for a stall in step (of hop, ""
+// outside one): restart the lagging replica and wait for it and the store;
+// if the store does not settle, restart every replica one at a time. nil
+// means the store settled and the step may be retried.
+func (r *runner) remediate(ctx context.Context, hop, step string, stall *StallError) error {
+	defer r.timer.since(CategoryRemediation, time.Now())
 	r.rounds++
-	round := r.rounds
-	base := fmt.Sprintf("%s/remediate/round-%d", prefix, round)
-	ev := func(action, replica, msg string) {
-		r.emit(Event{Type: EventRemediation, Step: base, Replica: replica, Message: msg,
-			Fields: map[string]any{"round": round, "budget": r.opts.RemediationBudget, "action": action, "for": step}})
+	round := StepRef{Hop: hop, Name: StepRemediate, Round: r.rounds}
+	action := func(a, replica string) StepRef {
+		ref := round
+		ref.Action, ref.Replica = a, replica
+		return ref
 	}
-	if err := r.note(base, map[string]any{"step": step, "stall": stall.Error(), "budget": r.opts.RemediationBudget}); err != nil {
+	ev := func(a, replica, msg string) {
+		r.emit(Event{Type: EventRemediation, Step: round.String(), Replica: replica, Message: msg,
+			Fields: map[string]any{"round": round.Round, "budget": r.opts.RemediationBudget, "action": a, "for": step}})
+	}
+	// gaveUp journals and reports why the round stopped, and returns cause.
+	gaveUp := func(replica string, cause error) error {
+		ev(ActionGaveUp, replica, cause.Error())
+		if err := r.note(action(ActionGaveUp, ""), map[string]any{"error": cause.Error()}); err != nil {
+			return errors.Join(cause, err)
+		}
+		return cause
+	}
+	settled := func(replica, msg string) error {
+		ev(ActionSettled, replica, msg)
+		return r.note(action(ActionSettled, ""), nil)
+	}
+	if err := r.note(round, map[string]any{"step": step, "stall": stall.Error(), "budget": r.opts.RemediationBudget}); err != nil {
 		return err
 	}
-	ev("start", stall.Replica, fmt.Sprintf("remediation round %d of %d for %s", round, r.opts.RemediationBudget, step))
+	ev(ActionStart, stall.Replica, fmt.Sprintf("remediation round %d of %d for %s", round.Round, r.opts.RemediationBudget, step))
 	if id := stall.Replica; id != "" {
-		rstep := base + "/restart/" + id
-		if err := r.note(rstep, map[string]any{"why": "stalled"}); err != nil {
+		restart := action(ActionRestart, id)
+		if err := r.note(restart, map[string]any{"why": "stalled"}); err != nil {
 			return err
 		}
-		ev("restart", id, "restart "+id)
-		err := r.restartOne(ctx, rstep, id)
+		ev(ActionRestart, id, "restart "+id)
+		err := r.restartOne(ctx, restart.String(), id)
 		if err == nil {
-			_, err = r.wait(ctx, rstep, settledGate())
+			_, err = r.wait(ctx, restart.String(), settledGate())
 		}
 		if err == nil {
-			ev("settled", id, "store settled after restarting "+id)
-			return r.note(base+"/settled", nil)
+			return settled(id, "store settled after restarting "+id)
 		}
 		if _, ok := isStall(err); !ok {
-			_ = r.note(base+"/gave-up", map[string]any{"error": err.Error()})
-			ev("gave-up", id, err.Error())
-			return err
+			return gaveUp(id, err)
 		}
-		ev("rolling-restart", "", fmt.Sprintf("store still not settled after restarting %s (%v): restart every replica one at a time", id, err))
+		ev(ActionRolling, "", fmt.Sprintf("store still not settled after restarting %s (%v): restart every replica one at a time", id, err))
 	} else {
-		ev("rolling-restart", "", "restart every replica one at a time")
+		ev(ActionRolling, "", "restart every replica one at a time")
 	}
-	if err := r.rollingRestart(ctx, base, func(id string) {
-		_ = r.note(base+"/restart/"+id, map[string]any{"why": "rolling restart"})
-		ev("restart", id, "restart "+id)
+	if err := r.rollingRestart(ctx, func(id string) (string, error) {
+		restart := action(ActionRestart, id)
+		if err := r.note(restart, map[string]any{"why": "rolling restart"}); err != nil {
+			return "", err
+		}
+		ev(ActionRestart, id, "restart "+id)
+		return restart.String(), nil
 	}); err != nil {
-		_ = r.note(base+"/gave-up", map[string]any{"error": err.Error()})
-		ev("gave-up", "", err.Error())
-		return err
+		return gaveUp("", err)
 	}
-	ev("settled", "", "store settled after restarting every replica")
-	return r.note(base+"/settled", nil)
+	return settled("", "store settled after restarting every replica")
 }
 
 // restartOne restarts replica id and waits until it answers again.
@@ -69,7 +83,7 @@ func (r *runner) restartOne(ctx context.Context, step, id string) error {
 		return fmt.Errorf("restart %s: %w", id, err)
 	}
 	_, err := r.wait(withStep(ctx, step), step, replicaGate(id, nil))
-	r.track("restart", start)
+	r.timer.since(CategoryRestart, start)
 	return err
 }
 
@@ -77,8 +91,9 @@ func (r *runner) restartOne(ctx context.Context, step, id string) error {
 // each time waiting for it to answer (health and UI) and for the store to
 // settle. A store that does not settle while replicas remain to be
 // restarted is not an error yet (a later restart may be the cure); after
-// the last one it is. before is called before each restart.
-func (r *runner) rollingRestart(ctx context.Context, base string, before func(id string)) error {
+// the last one it is. before is called before each restart and returns
+// the step ID the restart goes under.
+func (r *runner) rollingRestart(ctx context.Context, before func(id string) (string, error)) error {
 	reps, err := r.drv.Replicas(ctx)
 	if err != nil {
 		return fmt.Errorf("list replicas: %w", err)
@@ -93,14 +108,14 @@ func (r *runner) rollingRestart(ctx context.Context, base string, before func(id
 	}
 	order := RollOrder(st, ids)
 	for i, id := range order {
-		step := joinStep(base, "restart/"+id)
-		if before != nil {
-			before(id)
+		step, err := before(id)
+		if err != nil {
+			return err
 		}
 		if err := r.restartOne(ctx, step, id); err != nil {
 			return err
 		}
-		_, err := r.wait(withStep(ctx, step), step, settledGate())
+		_, err = r.wait(withStep(ctx, step), step, settledGate())
 		if err == nil {
 			continue
 		}
@@ -113,20 +128,13 @@ func (r *runner) rollingRestart(ctx context.Context, base string, before func(id
 	return nil
 }
 
-func joinStep(base, rest string) string {
-	if base == "" {
-		return rest
-	}
-	return base + "/" + rest
-}
-
 // WaitSettled waits, with the same helper as every gate of an upgrade,
 // until every replica is healthy with its UI answering and the store has
 // settled: while replicas make progress up to opts.MaxWait, and no longer
 // than opts.StallAfter without progress, when it returns a *StallError that
 // names the replica and the gap. It journals nothing and does not
 // remediate. Events use step "wait/settled".
-func WaitSettled(ctx context.Context, drv driver.Driver, app App, opts Options, log *slog.Logger, onEvent func(Event)) (driver.Status, error) {
+func WaitSettled(ctx context.Context, drv driver.Driver, app App, opts Options, log *slog.Logger, onEvent func(Event)) (Status, error) {
 	r := newRunner(drv, app, nil, log, onEvent, opts)
 	return r.wait(ctx, "wait/settled", settledGate())
 }
@@ -168,10 +176,11 @@ func (r *runner) rollingRestartRun(ctx context.Context) error {
 			r.emit(Event{Type: EventStepDone, Step: cur, Fields: map[string]any{"duration": time.Since(curStart)}})
 		}
 	}
-	err := r.rollingRestart(ctx, "", func(id string) {
+	err := r.rollingRestart(ctx, func(id string) (string, error) {
 		finish()
-		cur, curStart = "restart/"+id, time.Now()
+		cur, curStart = StepRef{Name: StepRestart, Replica: id}.String(), time.Now()
 		r.emit(Event{Type: EventStepStart, Step: cur, Message: "restart " + id})
+		return cur, nil
 	})
 	if err != nil {
 		r.emit(Event{Type: EventFailed, Step: cur, Message: err.Error(),

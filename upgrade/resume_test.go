@@ -103,7 +103,7 @@ func TestResumeAfterStepFailure(t *testing.T) {
 	c := upgradetest.New("test", source, 3)
 	dir := t.TempDir()
 	p := makePlan(t, source, target)
-	step := upgrade.RollStepID(p.Hops[0], "replica-3", upgrade.StepReplace)
+	step := upgrade.RollStep(p.Hops[0], "replica-3", upgrade.StepReplace).String()
 	boom := errors.New("docker daemon went away")
 	c.FailAt(step, upgradetest.OpReplace, boom, 1)
 
@@ -139,73 +139,13 @@ func TestResumeAfterStepFailure(t *testing.T) {
 	assertJournal(t, dir)
 }
 
-func TestStepTimeoutNamesStep(t *testing.T) {
-	c := upgradetest.New("test", source, 3)
-	dir := t.TempDir()
-	p := makePlan(t, source, target)
-	step := upgrade.StepID(p.Hops[0], upgrade.StepMigrate)
-	c.HangAt(step, upgradetest.OpRunJob, 1)
-	opts := fastOptions()
-	opts.StepTimeout = 100 * 1e6 // 100ms
-	e, _ := engine(t, c, dir, opts)
-	err := e.Run(context.Background(), p)
-	var se *upgrade.StepError
-	if !errors.As(err, &se) || se.Step != step || !errors.Is(err, upgrade.ErrStepTimeout) {
-		t.Fatalf("run: %v, want a step timeout at %s", err, step)
-	}
-	if !strings.Contains(err.Error(), step+" ran longer than") {
-		t.Errorf("error %q does not name the step in its cause", err)
-	}
-	e2, _ := engine(t, c, dir, fastOptions())
-	if err := e2.Run(context.Background(), p); err != nil {
-		t.Fatalf("resume: %v", err)
-	}
-	assertUpgraded(t, c)
-}
-
-func TestInterruptedNotRepeatableStep(t *testing.T) {
-	c := upgradetest.New("test", source, 3)
-	dir := t.TempDir()
-	p := makePlan(t, source, target)
-	step := upgrade.StepID(p.Hops[0], upgrade.StepMigrate)
-	opts := fastOptions()
-	opts.Knobs.NotRepeatable = func(s string) bool { return s == step }
-	opts.Knobs.AfterAct = func(s string) error {
-		if s == step {
-			return errCrash
-		}
-		return nil
-	}
-	e, _ := engine(t, c, dir, opts)
-	if err := e.Run(context.Background(), p); !errors.Is(err, errCrash) {
-		t.Fatalf("first run: %v", err)
-	}
-	opts.Knobs.AfterAct = nil
-	e2, _ := engine(t, c, dir, opts)
-	err := e2.Run(context.Background(), p)
-	var se *upgrade.StepError
-	if !errors.As(err, &se) || !errors.Is(err, upgrade.ErrNotRepeatable) || se.Step != step {
-		t.Fatalf("resume: %v, want ErrNotRepeatable at %s", err, step)
-	}
-	if !strings.Contains(se.Hint, "--resolved "+step) {
-		t.Errorf("hint %q does not say how to continue", se.Hint)
-	}
-	opts.Resolved = []string{step}
-	e3, _ := engine(t, c, dir, opts)
-	if err := e3.Run(context.Background(), p); err != nil {
-		t.Fatalf("resume with the step resolved: %v", err)
-	}
-	assertUpgraded(t, c)
-	assertJournal(t, dir)
-}
-
 func TestDifferentTargetWhileUnfinishedRefused(t *testing.T) {
 	c := upgradetest.New("test", source, 3)
 	dir := t.TempDir()
 	p := makePlan(t, source, target)
 	opts := fastOptions()
 	opts.Knobs.BeforeAct = func(s string) error {
-		if s == upgrade.StepID(p.Hops[1], upgrade.StepPreflight) {
+		if s == upgrade.HopStep(p.Hops[1], upgrade.StepPreflight).String() {
 			return errCrash
 		}
 		return nil
@@ -248,7 +188,7 @@ func TestTornJournalTailResumes(t *testing.T) {
 	p := makePlan(t, source, target)
 	opts := fastOptions()
 	opts.Knobs.AfterAct = func(s string) error {
-		if s == upgrade.StepID(p.Hops[2], upgrade.StepMigrate) {
+		if s == upgrade.HopStep(p.Hops[2], upgrade.StepMigrate).String() {
 			return errCrash
 		}
 		return nil
@@ -277,4 +217,34 @@ func TestTornJournalTailResumes(t *testing.T) {
 	if !found {
 		t.Error("torn tail not reported")
 	}
+}
+
+func TestInterruptedRunResumes(t *testing.T) {
+	c := upgradetest.New("test", source, 3)
+	dir := t.TempDir()
+	p := makePlan(t, source, target)
+	step := upgrade.RollStep(p.Hops[2], "replica-2", upgrade.StepReplace).String()
+	c.HangAt(step, upgradetest.OpReplicas, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	opts := fastOptions()
+	e, _ := engine(t, c, dir, opts)
+	e.OnEvent = func(ev upgrade.Event) {
+		if ev.Type == upgrade.EventStepStart && ev.Step == step {
+			cancel() // as a person pressing Ctrl-C while the replace hangs
+		}
+	}
+	err := e.Run(ctx, p)
+	var se *upgrade.StepError
+	if !errors.As(err, &se) || se.Step != step || !errors.Is(err, context.Canceled) {
+		t.Fatalf("run: %v, want the interrupted step", err)
+	}
+	if !strings.HasPrefix(se.Hint, "interrupted: run `ladder upgrade --cluster test --to 3.1.2 --yes`") {
+		t.Errorf("hint %q", se.Hint)
+	}
+	e2, _ := engine(t, c, dir, fastOptions())
+	if err := e2.Run(context.Background(), p); err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	assertUpgraded(t, c)
+	assertJournal(t, dir)
 }

@@ -1,7 +1,13 @@
-package driver
+package upgrade
 
-// Status is the observed state of a cluster: the JSON contract of
-// `ladder cluster status -o json`, and what the upgrade engine waits on.
+import (
+	"fmt"
+	"strings"
+)
+
+// Status is the observed state of a cluster: what the engine waits on, as
+// a service's App reports it, and the JSON contract of `ladder cluster
+// status -o json`.
 type Status struct {
 	Cluster string `json:"cluster"`
 	// Version is the release every replica runs, or "mixed".
@@ -55,6 +61,45 @@ type TableStatus struct {
 	Ready   bool             `json:"ready"`
 	// Lagging lists the ids of replicas on which the table is not ready.
 	Lagging []string `json:"lagging"`
+}
+
+// Problem is the health rule every gate, diagnosis and status display
+// applies to a replica: why it is not fully up, as a phrase read after its
+// id ("does not answer within 2s", "UI not answering", "is not a voting
+// member"), or "" when it is healthy, its UI answers and it is a voter.
+func (rs ReplicaStatus) Problem() string {
+	switch {
+	case !rs.Healthy && rs.Error != "":
+		return rs.Error
+	case !rs.Healthy:
+		return "is not healthy"
+	case !rs.UI:
+		return "UI not answering"
+	case !rs.Voter:
+		return "is not a voting member"
+	}
+	return ""
+}
+
+// Unsettled lists why the cluster has not settled: each replica's problem
+// and each table not ready, with the replicas it lags on; empty when
+// settled.
+func (s Status) Unsettled() []string {
+	var why []string
+	for _, r := range s.Replicas {
+		if p := r.Problem(); p != "" {
+			why = append(why, r.ID+" "+p)
+		}
+	}
+	for _, t := range s.Store.Tables {
+		if !t.Ready {
+			why = append(why, fmt.Sprintf("table %s/%s lagging on %s", t.DB, t.Name, strings.Join(t.Lagging, ",")))
+		}
+	}
+	if len(why) == 0 && !s.Store.Settled {
+		why = append(why, "no replica answered")
+	}
+	return why
 }
 
 // Replica returns the status of replica id.

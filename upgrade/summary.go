@@ -3,11 +3,10 @@ package upgrade
 import (
 	"errors"
 	"io/fs"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/ladder-dev/ladder/journal"
+	"github.com/ladder-dev/ladder/plan"
 )
 
 // Summary states of an upgrade, a hop or a step.
@@ -120,115 +119,24 @@ func Summarize(j *journal.Journal) (Summary, error) {
 	if n := len(st.Records); n > 0 {
 		s.Ended = st.Records[n-1].Time
 	}
-
-	// Attempts and durations per step, from the records.
-	type acc struct {
-		attempts           int
-		lastIntent, doneAt time.Time
-		timing             map[string]time.Duration
-	}
-	steps := map[string]*acc{}
-	for _, r := range st.Records {
-		switch {
-		case r.Step == "run" && r.Phase == journal.Note:
-			s.Runs++
-		case r.Phase == journal.Intent:
-			a := steps[r.Step]
-			if a == nil {
-				a = &acc{}
-				steps[r.Step] = a
-			}
-			a.attempts++
-			a.lastIntent = r.Time
-		case r.Phase == journal.Done:
-			if a := steps[r.Step]; a != nil {
-				a.doneAt = r.Time
-				var d struct {
-					Timing map[string]int64 `json:"timing"`
-					Path   string           `json:"path"`
-				}
-				if err := r.Decode(&d); err == nil {
-					a.timing = map[string]time.Duration{}
-					for k, ms := range d.Timing {
-						if c, ok := strings.CutSuffix(k, "_ms"); ok && c != "total" {
-							a.timing[c] = time.Duration(ms) * time.Millisecond
-						}
-					}
-					if d.Path != "" {
-						s.Backups = append(s.Backups, d.Path)
-					}
-				}
-			}
-		case r.Phase == journal.Note && strings.Contains(r.Step, "/remediate/"):
-			s.Remediations = append(s.Remediations, remediationOf(r))
-		}
-	}
-
+	steps := s.readRecords(st.Records)
 	running := s.Lock != nil
 	for _, h := range p.Hops {
-		hs := HopSummary{ID: h.ID(), From: h.From.String(), To: h.To.String(), Migrates: h.Migrates,
-			State: StatePending, Timing: map[string]time.Duration{}}
-		prefix := HopPrefix(h) + "/"
-		for _, id := range st.Order {
-			if !strings.HasPrefix(id, prefix) {
-				continue
-			}
-			a := steps[id]
-			ss := StepSummary{ID: id, Category: Category(id), Started: st.Started[id].Time, Attempts: a.attempts}
-			switch {
-			case st.IsDone(id):
-				ss.State, ss.Ended, ss.Duration = StateDone, a.doneAt, a.doneAt.Sub(a.lastIntent)
-				for c, d := range a.timing {
-					hs.Timing[c] += d
-					s.Timing[c] += d
-				}
-			case st.Failed[id].Seq != 0:
-				ss.State = StateFailed
-			case running:
-				ss.State = StateRunning
-			default:
-				ss.State = StateInterrupted
-			}
-			if hs.Started.IsZero() {
-				hs.Started = ss.Started
-			}
-			hs.Steps = append(hs.Steps, ss)
+		hs := hopSummary(h, st, steps, running)
+		for c, d := range hs.Timing {
+			s.Timing[c] += d
 		}
-		switch {
-		case st.IsDone(StepID(h, StepFinalize)):
-			hs.State = StateDone
-			hs.Ended = st.Done[StepID(h, StepFinalize)].Time
-			hs.Duration = hs.Ended.Sub(hs.Started)
+		if hs.State == StateDone {
 			s.Version = hs.To
-		case len(hs.Steps) > 0:
-			hs.State = hs.Steps[len(hs.Steps)-1].State
-			if hs.State == StateDone {
-				hs.State = StateInterrupted
-				if running {
-					hs.State = StateRunning
-				}
-			}
 		}
 		s.Hops = append(s.Hops, hs)
 	}
-
 	for _, id := range st.Order {
 		if st.IsPending(id) {
 			s.Current = id
 		}
 	}
-	var latest *journal.Record
-	for _, r := range st.Failed {
-		if latest == nil || r.Seq > latest.Seq {
-			rr := r
-			latest = &rr
-		}
-	}
-	if latest != nil {
-		var d struct{ Error, Hint string }
-		_ = latest.Decode(&d)
-		s.Failure = &Failure{Step: latest.Step, Error: d.Error, Hint: d.Hint, Time: latest.Time}
-	}
+	s.Failure = latestFailure(st)
 	switch {
 	case st.Finished:
 		s.State, s.Version = StateDone, s.To
@@ -242,16 +150,115 @@ func Summarize(j *journal.Journal) (Summary, error) {
 	return s, nil
 }
 
-func remediationOf(r journal.Record) Remediation {
-	rem := Remediation{Time: r.Time, Step: r.Step, Action: "start"}
-	_, rest, _ := strings.Cut(r.Step, "/remediate/round-")
-	parts := strings.Split(rest, "/")
-	rem.Round, _ = strconv.Atoi(parts[0])
-	if len(parts) > 1 {
-		rem.Action = parts[1]
+// stepAcc is what the records say of one step: its attempts, its last
+// intent, its done record.
+type stepAcc struct {
+	attempts           int
+	lastIntent, doneAt time.Time
+	done               stepDone
+}
+
+// readRecords counts the runs and collects the remediations and backups
+// into s, and returns what the records say of each step.
+func (s *Summary) readRecords(records []journal.Record) map[string]*stepAcc {
+	steps := map[string]*stepAcc{}
+	for _, r := range records {
+		ref := parseStep(r.Step)
+		switch {
+		case ref.Name == StepRun && r.Phase == journal.Note:
+			s.Runs++
+		case ref.Name == StepRemediate && r.Phase == journal.Note:
+			s.Remediations = append(s.Remediations, remediationOf(r, ref))
+		case r.Phase == journal.Intent:
+			a := steps[r.Step]
+			if a == nil {
+				a = &stepAcc{}
+				steps[r.Step] = a
+			}
+			a.attempts++
+			a.lastIntent = r.Time
+		case r.Phase == journal.Done:
+			a := steps[r.Step]
+			if a == nil {
+				continue
+			}
+			a.doneAt = r.Time
+			if r.Decode(&a.done) == nil && a.done.backupPath() != "" {
+				s.Backups = append(s.Backups, a.done.backupPath())
+			}
+		}
 	}
-	if len(parts) > 2 {
-		rem.Replica = parts[2]
+	return steps
+}
+
+// hopSummary summarizes hop h from the journal state and the steps' records.
+func hopSummary(h plan.Hop, st journal.State, steps map[string]*stepAcc, running bool) HopSummary {
+	hs := HopSummary{ID: h.ID(), From: h.From.String(), To: h.To.String(), Migrates: h.Migrates,
+		State: StatePending, Timing: map[string]time.Duration{}}
+	for _, id := range st.Order {
+		ref := parseStep(id)
+		if ref.Hop != h.ID() || steps[id] == nil {
+			continue
+		}
+		a := steps[id]
+		ss := StepSummary{ID: id, Category: ref.Category(), Started: st.Started[id].Time, Attempts: a.attempts}
+		switch {
+		case st.IsDone(id):
+			ss.State, ss.Ended, ss.Duration = StateDone, a.doneAt, a.doneAt.Sub(a.lastIntent)
+			for c, d := range a.done.Timing.ByCategory() {
+				hs.Timing[c] += d
+			}
+		case st.Failed[id].Seq != 0:
+			ss.State = StateFailed
+		case running:
+			ss.State = StateRunning
+		default:
+			ss.State = StateInterrupted
+		}
+		if hs.Started.IsZero() {
+			hs.Started = ss.Started
+		}
+		hs.Steps = append(hs.Steps, ss)
+	}
+	finalize := HopStep(h, StepFinalize).String()
+	switch {
+	case st.IsDone(finalize):
+		hs.State = StateDone
+		hs.Ended = st.Done[finalize].Time
+		hs.Duration = hs.Ended.Sub(hs.Started)
+	case len(hs.Steps) > 0:
+		hs.State = hs.Steps[len(hs.Steps)-1].State
+		if hs.State == StateDone {
+			hs.State = StateInterrupted
+			if running {
+				hs.State = StateRunning
+			}
+		}
+	}
+	return hs
+}
+
+// latestFailure is the latest failure record, or nil.
+func latestFailure(st journal.State) *Failure {
+	var latest *journal.Record
+	for _, r := range st.Failed {
+		if latest == nil || r.Seq > latest.Seq {
+			rr := r
+			latest = &rr
+		}
+	}
+	if latest == nil {
+		return nil
+	}
+	var d struct{ Error, Hint string }
+	_ = latest.Decode(&d)
+	return &Failure{Step: latest.Step, Error: d.Error, Hint: d.Hint, Time: latest.Time}
+}
+
+func remediationOf(r journal.Record, ref StepRef) Remediation {
+	rem := Remediation{Time: r.Time, Step: r.Step, Round: ref.Round, Action: ref.Action, Replica: ref.Replica}
+	if rem.Action == "" {
+		rem.Action = ActionStart
 	}
 	var d struct {
 		Step  string `json:"step"`

@@ -16,14 +16,14 @@ import (
 // cluster is there, and if not, why not (for progress and diagnosis).
 type gate struct {
 	what string
-	ok   func(st driver.Status, reps []driver.Replica) (bool, string)
+	ok   func(st Status, reps []driver.Replica) (bool, string)
 }
 
 // settledGate: every replica healthy, UI up, a voter; every table ready.
 func settledGate() gate {
-	return gate{what: "store settled", ok: func(st driver.Status, reps []driver.Replica) (bool, string) {
-		if why := replicasProblem(st, reps); why != "" {
-			return false, why
+	return gate{what: "store settled", ok: func(st Status, reps []driver.Replica) (bool, string) {
+		if id, why := firstProblem(st, reps); id != "" {
+			return false, id + " " + why
 		}
 		if why := lagProblem(st); why != "" {
 			return false, why
@@ -35,22 +35,20 @@ func settledGate() gate {
 	}}
 }
 
-// replicaGate: replica id healthy, UI up, and (if v is set) running v as
-// both the driver and the replica itself report.
+// replicaGate: replica id passes the health rule and (if v is set) runs v
+// as both the driver and the replica itself report.
 func replicaGate(id string, v *semver.Version) gate {
 	what := id + " healthy"
 	if v != nil {
 		what += " on " + v.String()
 	}
-	return gate{what: what, ok: func(st driver.Status, reps []driver.Replica) (bool, string) {
+	return gate{what: what, ok: func(st Status, reps []driver.Replica) (bool, string) {
 		rs, found := st.Replica(id)
-		switch {
-		case !found:
-			return false, id + " missing from cluster status"
-		case !rs.Healthy:
-			return false, id + " " + notAnswering(rs)
-		case !rs.UI:
-			return false, id + " UI not answering"
+		if !found {
+			return false, id + " " + whyMissing
+		}
+		if why := rs.Problem(); why != "" {
+			return false, id + " " + why
 		}
 		if v != nil {
 			if rs.Version != "" && !sameVersion(rs.Version, v) {
@@ -66,38 +64,29 @@ func replicaGate(id string, v *semver.Version) gate {
 	}}
 }
 
-// notAnswering says why a replica is not healthy: the status's Error is a
-// phrase that reads after the replica's name ("does not answer within 2s").
-func notAnswering(rs driver.ReplicaStatus) string {
-	if rs.Error != "" {
-		return rs.Error
-	}
-	return "is not healthy"
-}
+// whyMissing is the health rule's verdict on a replica the driver lists and
+// the status does not.
+const whyMissing = "missing from cluster status"
 
-// replicasProblem names the first replica that is not healthy, UI up and a
-// voter, or returns "".
-func replicasProblem(st driver.Status, reps []driver.Replica) string {
+// firstProblem applies the health rule to every replica: the first that
+// the driver lists and the status lacks, else the first whose status has a
+// Problem; "" when every replica passes.
+func firstProblem(st Status, reps []driver.Replica) (id, why string) {
 	for _, r := range reps {
 		if _, ok := st.Replica(r.ID); !ok {
-			return r.ID + " missing from cluster status"
+			return r.ID, whyMissing
 		}
 	}
 	for _, rs := range st.Replicas {
-		switch {
-		case !rs.Healthy:
-			return rs.ID + " " + notAnswering(rs)
-		case !rs.UI:
-			return rs.ID + " UI not answering"
-		case !rs.Voter:
-			return rs.ID + " is not a voting member"
+		if why := rs.Problem(); why != "" {
+			return rs.ID, why
 		}
 	}
-	return ""
+	return "", ""
 }
 
 // lagProblem describes the largest table gap, or returns "".
-func lagProblem(st driver.Status) string {
+func lagProblem(st Status) string {
 	lags := lagsOf(st)
 	if len(lags) == 0 {
 		return ""
@@ -112,7 +101,7 @@ func lagProblem(st driver.Status) string {
 
 // lagsOf lists every replica that answers and is behind on a table,
 // largest gap first.
-func lagsOf(st driver.Status) []Lag {
+func lagsOf(st Status) []Lag {
 	var lags []Lag
 	for _, t := range st.Store.Tables {
 		for _, id := range t.Lagging {
@@ -155,11 +144,11 @@ type replicaMark struct {
 	fine               bool
 }
 
-func snapshotOf(st driver.Status) snapshot {
+func snapshotOf(st Status) snapshot {
 	s := snapshot{replicas: map[string]replicaMark{}}
 	for _, rs := range st.Replicas {
 		s.replicas[rs.ID] = replicaMark{healthy: rs.Healthy, ui: rs.UI, voter: rs.Voter, index: rs.AppliedIndex,
-			applied: map[string]int64{}, fine: rs.Healthy && rs.UI && rs.Voter}
+			applied: map[string]int64{}, fine: rs.Problem() == ""}
 	}
 	for _, t := range st.Store.Tables {
 		key := t.DB + "/" + t.Name
@@ -207,31 +196,17 @@ func (s snapshot) progressSince(prev snapshot) bool {
 	return false
 }
 
-// diagnose explains a stall from the last status.
-func diagnose(st driver.Status, reps []driver.Replica, why string, statusErr error) *StallError {
+// diagnose explains a stall from the last status: the replica that fails
+// the health rule, else the largest table gap, else why.
+func diagnose(st Status, reps []driver.Replica, why string, statusErr error) *StallError {
 	e := &StallError{}
 	if statusErr != nil {
 		e.Reason = "cluster status unavailable: " + statusErr.Error()
 		return e
 	}
-	for _, r := range reps {
-		if _, ok := st.Replica(r.ID); !ok {
-			e.Replica, e.Reason = r.ID, "missing from cluster status"
-			return e
-		}
-	}
-	for _, rs := range st.Replicas {
-		switch {
-		case !rs.Healthy:
-			e.Replica, e.Reason = rs.ID, notAnswering(rs)
-			return e
-		case !rs.UI:
-			e.Replica, e.Reason = rs.ID, "UI not answering"
-			return e
-		case !rs.Voter:
-			e.Replica, e.Reason = rs.ID, "is not a voting member"
-			return e
-		}
+	if id, reason := firstProblem(st, reps); id != "" {
+		e.Replica, e.Reason = id, reason
+		return e
 	}
 	if lags := lagsOf(st); len(lags) > 0 {
 		l := lags[0]
@@ -246,12 +221,12 @@ func diagnose(st driver.Status, reps []driver.Replica, why string, statusErr err
 // on failure, a *StallError (nothing moved for StallAfter), an error
 // wrapping ErrWaitTimeout (still moving after MaxWait) or the context's
 // cause.
-func (r *runner) wait(ctx context.Context, step string, g gate) (driver.Status, error) {
+func (r *runner) wait(ctx context.Context, step string, g gate) (Status, error) {
 	start := time.Now()
 	var lastProgress time.Time // set by the first probe
 	probes := 0
 	var (
-		st       driver.Status
+		st       Status
 		reps     []driver.Replica
 		prev     *snapshot
 		why      string
@@ -321,10 +296,10 @@ func (r *runner) waitErr(g gate, cause error, why string) error {
 	return fmt.Errorf("wait for %s: %w (last seen: %s)", g.what, cause, why)
 }
 
-func unhealthyOf(st driver.Status) []string {
+func unhealthyOf(st Status) []string {
 	var ids []string
 	for _, rs := range st.Replicas {
-		if !rs.Healthy || !rs.UI || !rs.Voter {
+		if rs.Problem() != "" {
 			ids = append(ids, rs.ID)
 		}
 	}

@@ -1,28 +1,30 @@
 // Package docker runs a cluster's replicas as containers on a Docker Engine.
 //
-// Images: ladder-registry:VERSION, one per release, built locally FROM
-// scratch by BuildImages (`ladder images build`) from the static ladder
-// binary; build metadata in a version is written with '_' in the tag. All
-// release images share one layer, the binary. No image is ever pulled.
+// Images: ladder-SERVICE:VERSION (ladder-registry:2.2.4), one per release,
+// built locally FROM scratch by BuildImages (`ladder images build`) from a
+// static binary; build metadata in a version is written with '_' in the
+// tag. The reference registry's release images share one layer, the
+// ladder binary. No image is ever pulled.
 //
 // A cluster NAME owns, on the engine:
 //   - a bridge network ladder-NAME, private to the cluster;
-//   - a volume ladder-NAME-blobs shared by the replicas (mounted at /blobs);
+//   - a volume ladder-NAME-shared that every replica mounts at /shared;
 //   - per replica ID, a volume ladder-NAME-ID-data (mounted at /data) and a
-//     container ladder-NAME-ID running `/ladder registry serve` with the
-//     replica's release, advertising its container name to its peers.
+//     container ladder-NAME-ID running the service's command line for the
+//     replica, its peers reached by container name. The service's ports are
+//     8080, 8081, … inside every container, in the service's order.
 //
 // Every object carries the label ladder.cluster=NAME; containers also carry
-// ladder.replica, ladder.release and ladder.http-port. The labels are the
+// ladder.replica, ladder.release and ladder.api-port. The labels are the
 // truth: the driver keeps no state of its own about containers, it asks
-// the engine. The replica's HTTP port is published on 127.0.0.1 only, on a
-// free port chosen when the cluster is created and kept for the cluster's
-// life (a replaced or restarted replica keeps its URL); the store's peer
-// and client ports stay on the private network.
+// the engine. The replica's API port (the service's first) is published on
+// 127.0.0.1 only, on a free port chosen when the cluster is created and kept
+// for the cluster's life (a replaced or restarted replica keeps its URL);
+// the other ports stay on the private network.
 //
 // On this machine the cluster folder, $LADDER_HOME/clusters/NAME, holds only
-// cluster.json (the driver record) and admin-password (0600), which is
-// copied into each container when it is created.
+// cluster.json (the record) and the cluster's secrets (0600 files), which
+// are copied into each container under /run/ladder when it is created.
 //
 // The engine's API version is negotiated: an engine as old as API 1.41
 // (Docker 20.10) works.

@@ -19,7 +19,10 @@ import (
 	"github.com/ladder-dev/ladder/driver"
 	"github.com/ladder-dev/ladder/driver/docker"
 	"github.com/ladder-dev/ladder/driver/drivertest"
+	"github.com/ladder-dev/ladder/internal/home"
 	"github.com/ladder-dev/ladder/internal/testbin"
+	"github.com/ladder-dev/ladder/service"
+	"github.com/ladder-dev/ladder/upgrade"
 )
 
 func TestMain(m *testing.M) {
@@ -61,7 +64,7 @@ func images(t *testing.T, cli *client.Client) {
 		defer cancel()
 		start := time.Now()
 		var imgs []docker.Image
-		imgs, imagesErr = docker.BuildImages(ctx, cli, bin, append(slices.Clone(drivertest.Versions), faultFrom, faultTo), nil)
+		imgs, imagesErr = docker.BuildImages(ctx, cli, service.Registry{}, bin, append(slices.Clone(drivertest.Versions), faultFrom, faultTo), nil)
 		for _, img := range imgs {
 			t.Logf("built %s (%s, %d bytes) in %s", img.Ref, img.ID, img.Size, img.Duration.Round(time.Millisecond))
 		}
@@ -81,9 +84,10 @@ func newCluster(t *testing.T, cli *client.Client, version string, replicas int) 
 	name := "test-" + hex.EncodeToString(b)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	home := t.TempDir()
-	d, err := docker.Create(ctx, driver.Spec{Cluster: name, Version: version, Replicas: replicas,
-		AdminPassword: drivertest.AdminPassword}, docker.Options{Home: home, Client: cli, StopGrace: 5 * time.Second})
+	root := t.TempDir()
+	spec := drivertest.Spec(name, version, "")
+	spec.Replicas = replicas
+	d, err := docker.Create(ctx, spec, docker.Options{Home: root, Client: cli, StopGrace: 5 * time.Second})
 	if err != nil {
 		t.Fatalf("create cluster %s: %v", name, err)
 	}
@@ -118,19 +122,19 @@ func TestCreateRefusals(t *testing.T) {
 	}
 	defer cli.Close()
 	ctx := context.Background()
-	home := t.TempDir()
+	root := t.TempDir()
 	tests := []struct {
 		name string
 		spec driver.Spec
 		want error
 	}{
-		{name: "release not in the catalog", spec: driver.Spec{Cluster: "refused", Version: "9.9.9", Replicas: 1}, want: driver.ErrNoArtifact},
-		{name: "invalid name", spec: driver.Spec{Cluster: "Not_Valid", Version: drivertest.From, Replicas: 1}},
-		{name: "no replicas", spec: driver.Spec{Cluster: "refused", Version: drivertest.From, Replicas: 0}},
+		{name: "release not in the catalog", spec: driver.Spec{Service: service.Registry{}, Cluster: "refused", Version: "9.9.9", Replicas: 1}, want: driver.ErrNoArtifact},
+		{name: "invalid name", spec: driver.Spec{Service: service.Registry{}, Cluster: "Not_Valid", Version: drivertest.From, Replicas: 1}},
+		{name: "no replicas", spec: driver.Spec{Service: service.Registry{}, Cluster: "refused", Version: drivertest.From, Replicas: 0}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := docker.Create(ctx, tc.spec, docker.Options{Home: home, Client: cli})
+			_, err := docker.Create(ctx, tc.spec, docker.Options{Home: root, Client: cli})
 			if err == nil {
 				t.Fatal("Create succeeded, want an error")
 			}
@@ -139,10 +143,10 @@ func TestCreateRefusals(t *testing.T) {
 			}
 		})
 	}
-	if _, err := os.Stat(driver.ClusterDir(home, "refused")); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(home.ClusterDir(root, "refused")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a refused Create left its folder behind (stat: %v)", err)
 	}
-	if _, err := docker.Open("refused", docker.Options{Home: home, Client: cli}); !errors.Is(err, driver.ErrNoCluster) {
+	if _, err := docker.Open("refused", service.Registry{}, docker.Options{Home: root, Client: cli}); !errors.Is(err, home.ErrNoCluster) {
 		t.Errorf("Open of a cluster never created: err = %v, want ErrNoCluster", err)
 	}
 }
@@ -154,20 +158,20 @@ func TestCreateExisting(t *testing.T) {
 	cli := engine(t)
 	images(t, cli)
 	d := newCluster(t, cli, drivertest.From, 1)
-	home := d.Dir()[:len(d.Dir())-len("/clusters/"+d.Cluster())]
-	_, err := docker.Create(context.Background(), driver.Spec{Cluster: d.Cluster(), Version: drivertest.From, Replicas: 1},
-		docker.Options{Home: home, Client: cli})
-	if !errors.Is(err, driver.ErrClusterExists) {
+	root := d.Dir()[:len(d.Dir())-len("/clusters/"+d.Cluster())]
+	_, err := docker.Create(context.Background(), driver.Spec{Service: service.Registry{}, Cluster: d.Cluster(), Version: drivertest.From, Replicas: 1},
+		docker.Options{Home: root, Client: cli})
+	if !errors.Is(err, home.ErrClusterExists) {
 		t.Fatalf("Create of an existing cluster: err = %v, want ErrClusterExists", err)
 	}
 	// The folder is gone but the engine still holds the cluster: refused too.
 	other := t.TempDir()
-	_, err = docker.Create(context.Background(), driver.Spec{Cluster: d.Cluster(), Version: drivertest.From, Replicas: 1},
+	_, err = docker.Create(context.Background(), driver.Spec{Service: service.Registry{}, Cluster: d.Cluster(), Version: drivertest.From, Replicas: 1},
 		docker.Options{Home: other, Client: cli})
-	if !errors.Is(err, driver.ErrClusterExists) {
+	if !errors.Is(err, home.ErrClusterExists) {
 		t.Fatalf("Create over leftovers on the engine: err = %v, want ErrClusterExists", err)
 	}
-	o, err := docker.Open(d.Cluster(), docker.Options{Home: home, Client: cli})
+	o, err := docker.Open(d.Cluster(), service.Registry{}, docker.Options{Home: root, Client: cli})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -239,7 +243,7 @@ func TestReplaceRollsBack(t *testing.T) {
 		t.Errorf("after a failed Replace: %+v, want the old container %s running %s at %s",
 			got, before[0].Container, drivertest.From, before[0].URL)
 	}
-	waitStatus(t, ctx, d, "settled", func(st driver.Status) bool { return st.Store.Settled && st.Version == drivertest.From })
+	waitStatus(t, ctx, d, "settled", func(st upgrade.Status) bool { return st.Store.Settled && st.Version == drivertest.From })
 	assertImages(t, ctx, d, ref)
 	cs, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true,
 		Filters: make(client.Filters).Add("label", docker.LabelCluster+"="+d.Cluster())})
@@ -257,7 +261,7 @@ func TestReplaceRollsBack(t *testing.T) {
 func brokenImage(t *testing.T, cli *client.Client, version string) {
 	t.Helper()
 	ctx := context.Background()
-	ref := docker.ImageRef(version)
+	ref := docker.ImageRef(service.RegistryName, version)
 	prev, err := cli.ImageInspect(ctx, ref)
 	hadPrev := err == nil
 	var buf bytes.Buffer

@@ -3,12 +3,9 @@ package docker_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -20,7 +17,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/moby/moby/client"
 
-	"github.com/ladder-dev/ladder/catalog"
 	"github.com/ladder-dev/ladder/driver"
 	"github.com/ladder-dev/ladder/driver/docker"
 	"github.com/ladder-dev/ladder/driver/drivertest"
@@ -28,6 +24,7 @@ import (
 	"github.com/ladder-dev/ladder/plan"
 	"github.com/ladder-dev/ladder/policy"
 	"github.com/ladder-dev/ladder/registry"
+	"github.com/ladder-dev/ladder/service"
 	"github.com/ladder-dev/ladder/upgrade"
 )
 
@@ -79,7 +76,7 @@ func TestFaultRecovery(t *testing.T) {
 		t.Run(f.name, func(t *testing.T) {
 			ctx := context.Background()
 			d := newCluster(t, cli, faultFrom, 3)
-			waitStatus(t, ctx, d, "settled", func(st driver.Status) bool { return st.Store.Settled })
+			waitStatus(t, ctx, d, "settled", func(st upgrade.Status) bool { return st.Store.Settled })
 			before := push(t, ctx, d, "replica-1", "faults/before:v1")
 			const hurt = "replica-2"
 			if err := f.inject(d, ctx, hurt); err != nil {
@@ -92,7 +89,7 @@ func TestFaultRecovery(t *testing.T) {
 			if r := replicaOf(reps, hurt); r.Running != f.running {
 				t.Errorf("a %s replica: Running = %v, want %v", f.name, r.Running, f.running)
 			}
-			waitStatus(t, ctx, d, hurt+" down and lagging", func(st driver.Status) bool {
+			waitStatus(t, ctx, d, hurt+" down and lagging", func(st upgrade.Status) bool {
 				r, _ := st.Replica(hurt)
 				return !r.Healthy && !st.Store.Settled && lagging(st, hurt)
 			})
@@ -101,7 +98,7 @@ func TestFaultRecovery(t *testing.T) {
 			if err := f.heal(d, ctx, hurt); err != nil {
 				t.Fatalf("heal %s: %v", hurt, err)
 			}
-			waitStatus(t, ctx, d, "settled again", func(st driver.Status) bool { return st.Store.Settled })
+			waitStatus(t, ctx, d, "settled again", func(st upgrade.Status) bool { return st.Store.Settled })
 			assertImages(t, ctx, d, before, during)
 			assertSameStats(t, ctx, d)
 		})
@@ -121,7 +118,7 @@ func TestFaultDuringUpgrade(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 			defer cancel()
 			d := newCluster(t, cli, faultFrom, 3)
-			waitStatus(t, ctx, d, "settled", func(st driver.Status) bool { return st.Store.Settled })
+			waitStatus(t, ctx, d, "settled", func(st upgrade.Status) bool { return st.Store.Settled })
 			var refs []string
 			for i := range 3 {
 				refs = append(refs, push(t, ctx, d, "replica-1", fmt.Sprintf("upgrade/app%d:v1", i)))
@@ -166,11 +163,11 @@ func TestFaultDuringUpgrade(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			p, err := plan.Make(catalog.Builtin(), policy.MustParse(faultFrom), policy.MustParse(faultTo), plan.Options{})
+			p, err := plan.Make(service.Registry{}.Catalog(), policy.MustParse(faultFrom), policy.MustParse(faultTo), plan.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			e := &upgrade.Engine{Driver: d, App: app{cluster: d.Cluster()}, Journal: j, Options: opts,
+			e := &upgrade.Engine{Driver: d, App: service.RegistryApp{Cluster: d.Cluster(), Password: drivertest.AdminPassword}, Journal: j, Options: opts,
 				OnEvent: func(ev upgrade.Event) {
 					switch ev.Type {
 					case upgrade.EventStepStart, upgrade.EventWaitProgress:
@@ -190,10 +187,10 @@ func TestFaultDuringUpgrade(t *testing.T) {
 			if runErr != nil {
 				t.Fatalf("upgrade with a %s replica: %v", f.name, runErr)
 			}
-			st := waitStatus(t, ctx, d, "settled on "+faultTo, func(st driver.Status) bool {
+			st := waitStatus(t, ctx, d, "settled on "+faultTo, func(st upgrade.Status) bool {
 				return st.Store.Settled && st.Version == faultTo
 			})
-			want, _ := catalog.Builtin().SchemaOf(policy.MustParse(faultTo))
+			want, _ := service.Registry{}.Catalog().SchemaOf(policy.MustParse(faultTo))
 			if st.SchemaVersion != want {
 				t.Errorf("schema after the upgrade = %d, want %d", st.SchemaVersion, want)
 			}
@@ -203,46 +200,31 @@ func TestFaultDuringUpgrade(t *testing.T) {
 	}
 }
 
-// app is the registry as the upgrade engine sees it.
-type app struct{ cluster string }
-
-var probeClient = &http.Client{Timeout: time.Second}
-
-func (a app) Status(ctx context.Context, reps []driver.Replica) (driver.Status, error) {
-	return registry.Probe(ctx, a.cluster, reps, probeClient), nil
-}
-
-func (a app) MigrateJob(toSchema int) driver.Job {
-	return driver.Job{Name: "migrate", Args: []string{"registry", "migrate", "--to-schema", strconv.Itoa(toSchema)}}
-}
-
-func (a app) Backup(ctx context.Context, via driver.Replica, w io.Writer) error {
-	return registry.FetchBackup(ctx, &http.Client{Timeout: time.Minute}, via.URL, drivertest.AdminPassword, w)
-}
-
 func isRollReplace(step string) bool {
-	return strings.Contains(step, "/roll/") && strings.HasSuffix(step, "/replace")
+	ref, err := upgrade.ParseStep(step)
+	return err == nil && ref.Name == upgrade.StepReplace
 }
 
 // otherReplica picks a replica other than the one a roll step acts on.
 func otherReplica(step string) string {
+	ref, _ := upgrade.ParseStep(step)
 	for _, id := range []string{"replica-1", "replica-2", "replica-3"} {
-		if !strings.Contains(step, "/"+id+"/") {
+		if id != ref.Replica {
 			return id
 		}
 	}
 	return ""
 }
 
-func waitStatus(t *testing.T, ctx context.Context, d driver.Driver, what string, cond func(driver.Status) bool) driver.Status {
+func waitStatus(t *testing.T, ctx context.Context, d driver.Driver, what string, cond func(upgrade.Status) bool) upgrade.Status {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
-	var st driver.Status
+	var st upgrade.Status
 	for {
 		reps, err := d.Replicas(ctx)
 		if err == nil {
-			st = registry.Probe(ctx, d.Cluster(), reps, probeClient)
+			st, _ = service.RegistryApp{Cluster: d.Cluster()}.Status(ctx, reps)
 			if cond(st) {
 				return st
 			}
@@ -255,7 +237,7 @@ func waitStatus(t *testing.T, ctx context.Context, d driver.Driver, what string,
 	}
 }
 
-func lagging(st driver.Status, id string) bool {
+func lagging(st upgrade.Status, id string) bool {
 	for _, tb := range st.Store.Tables {
 		if slices.Contains(tb.Lagging, id) {
 			return true
@@ -351,7 +333,7 @@ func assertSameStats(t *testing.T, ctx context.Context, d driver.Driver) {
 	}
 	var first map[string]int
 	for _, r := range reps {
-		got, err := registry.Stats(ctx, probeClient, r.URL)
+		got, err := registry.Stats(ctx, nil, r.URL)
 		if err != nil {
 			t.Errorf("stats of %s: %v", r.ID, err)
 			continue

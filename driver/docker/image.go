@@ -24,15 +24,16 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ladder-dev/ladder/driver"
+	"github.com/ladder-dev/ladder/internal/home"
 )
 
-// Repository is the image repository of the reference registry's
-// releases: ladder-registry:VERSION.
-const Repository = "ladder-registry"
+// Repository is the image repository of a service's releases:
+// ladder-SERVICE, as in ladder-registry:VERSION.
+func Repository(service string) string { return "ladder-" + service }
 
-// baseRepository holds the one image every release image is built on: the
-// static ladder binary, tagged by its content hash.
-const baseRepository = "ladder-registry-base"
+// baseRepository holds the images release images are built on: a static
+// binary, tagged by its content hash.
+func baseRepository(service string) string { return Repository(service) + "-base" }
 
 // Image labels.
 const (
@@ -44,8 +45,9 @@ const (
 // metadata is written with '_' instead (1.0.0+b.5 → 1.0.0_b.5).
 func Tag(version string) string { return strings.ReplaceAll(version, "+", "_") }
 
-// ImageRef returns the image reference of version, ladder-registry:TAG.
-func ImageRef(version string) string { return Repository + ":" + Tag(version) }
+// ImageRef returns the image reference of a service's release,
+// ladder-SERVICE:TAG.
+func ImageRef(service, version string) string { return Repository(service) + ":" + Tag(version) }
 
 // Image is one built release image.
 type Image struct {
@@ -86,7 +88,7 @@ func BuildBinary(ctx context.Context, srcDir, out string) error {
 	cmd.Dir = srcDir
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("build ladder binary in %s: %w: %s", srcDir, err, driver.Tail(b, 15))
+		return fmt.Errorf("build ladder binary in %s: %w: %s", srcDir, err, home.Tail(b, 15))
 	}
 	return nil
 }
@@ -111,26 +113,26 @@ func ModuleRoot(dir string) string {
 	}
 }
 
-// BuildImages builds ladder-registry:TAG for every version from the static
-// ladder binary at binary. The binary goes into one base image FROM
+// BuildImages builds ladder-SERVICE:TAG for every version of svc whose
+// artifact is the static binary at binary (the reference registry's
+// binary runs every release). The binary goes into one base image FROM
 // scratch (built once per binary content, reused when present), and each
-// release image adds only metadata on top of it: its entrypoint
-// `/ladder registry serve --release VERSION` (the release stamp) and the
-// labels org.opencontainers.image.version and ladder.release. Building
-// every release therefore sends the binary once and stores it once; the
-// release images are built a few at a time.
-//
-// The stamp is in the entrypoint rather than linked into the binary with
-// -ldflags -X (registry.StampedRelease) because a stamped binary per
-// release would mean one build and one layer per release.
+// release image adds only metadata on top of it: the labels
+// org.opencontainers.image.version and ladder.release. Building every
+// release therefore sends the binary once and stores it once; the release
+// images are built a few at a time. The driver gives each container its
+// command line, the release included.
 //
 // progress, if not nil, is called after each image is built, from one
 // goroutine at a time.
-func BuildImages(ctx context.Context, cli *client.Client, binary string, versions []string, progress func(Image)) ([]Image, error) {
+func BuildImages(ctx context.Context, cli *client.Client, svc driver.Service, binary string, versions []string, progress func(Image)) ([]Image, error) {
+	program := ""
 	for _, v := range versions {
-		if _, err := driver.CheckRelease(v); err != nil {
+		a, err := svc.Artifact(v)
+		if err != nil {
 			return nil, err
 		}
+		program = a.Program
 	}
 	static, err := IsStatic(binary)
 	if err != nil {
@@ -139,7 +141,7 @@ func BuildImages(ctx context.Context, cli *client.Client, binary string, version
 	if !static {
 		return nil, fmt.Errorf("build images: %s is dynamically linked and cannot run in an image FROM scratch (build it with CGO_ENABLED=0)", binary)
 	}
-	base, err := buildBase(ctx, cli, binary)
+	base, err := buildBase(ctx, cli, svc.Name(), program, binary)
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +151,7 @@ func BuildImages(ctx context.Context, cli *client.Client, binary string, version
 	g.SetLimit(4)
 	for i, v := range versions {
 		g.Go(func() error {
-			img, err := buildRelease(gctx, cli, base, v)
+			img, err := buildRelease(gctx, cli, svc.Name(), base, v)
 			if err != nil {
 				return err
 			}
@@ -165,7 +167,7 @@ func BuildImages(ctx context.Context, cli *client.Client, binary string, version
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	pruneStale(ctx, cli, base)
+	pruneStale(ctx, cli, svc.Name(), base)
 	return out, nil
 }
 
@@ -173,10 +175,10 @@ func BuildImages(ctx context.Context, cli *client.Client, binary string, version
 // release images no longer tagged (this build took their tags) and base
 // images of other binaries. An image a container still uses, or that a
 // release image still tagged builds on, stays; failures are ignored.
-func pruneStale(ctx context.Context, cli *client.Client, current string) {
+func pruneStale(ctx context.Context, cli *client.Client, service, current string) {
 	_, _ = cli.ImagePrune(ctx, client.ImagePruneOptions{
 		Filters: make(client.Filters).Add("dangling", "true").Add("label", labelRelease)})
-	res, err := cli.ImageList(ctx, client.ImageListOptions{Filters: make(client.Filters).Add("reference", baseRepository)})
+	res, err := cli.ImageList(ctx, client.ImageListOptions{Filters: make(client.Filters).Add("reference", baseRepository(service))})
 	if err != nil {
 		return
 	}
@@ -189,22 +191,22 @@ func pruneStale(ctx context.Context, cli *client.Client, current string) {
 	}
 }
 
-// buildBase builds (or finds) the base image holding binary and returns
-// its reference.
-func buildBase(ctx context.Context, cli *client.Client, binary string) (string, error) {
+// buildBase builds (or finds) the base image holding binary as /program
+// and returns its reference.
+func buildBase(ctx context.Context, cli *client.Client, service, program, binary string) (string, error) {
 	bin, err := os.ReadFile(binary)
 	if err != nil {
 		return "", fmt.Errorf("build images: read binary: %w", err)
 	}
 	sum := sha256.Sum256(bin)
-	ref := baseRepository + ":" + hex.EncodeToString(sum[:])[:16]
+	ref := baseRepository(service) + ":" + hex.EncodeToString(sum[:])[:16]
 	if _, err := cli.ImageInspect(ctx, ref); err == nil {
 		return ref, nil
 	} else if !cerrdefs.IsNotFound(err) {
 		return "", fmt.Errorf("build images: inspect %s: %w", ref, err)
 	}
-	dockerfile := "FROM scratch\nCOPY ladder /ladder\nENTRYPOINT [\"/ladder\"]\n"
-	buildCtx, err := tarFiles(map[string][]byte{"Dockerfile": []byte(dockerfile), "ladder": bin})
+	dockerfile := fmt.Sprintf("FROM scratch\nCOPY %s /%s\nENTRYPOINT [\"/%s\"]\n", program, program, program)
+	buildCtx, err := tarFiles(map[string][]byte{"Dockerfile": []byte(dockerfile), program: bin})
 	if err != nil {
 		return "", err
 	}
@@ -214,12 +216,11 @@ func buildBase(ctx context.Context, cli *client.Client, binary string) (string, 
 	return ref, nil
 }
 
-// buildRelease builds ladder-registry:TAG of version on base.
-func buildRelease(ctx context.Context, cli *client.Client, base, version string) (Image, error) {
+// buildRelease builds ladder-SERVICE:TAG of version on base.
+func buildRelease(ctx context.Context, cli *client.Client, service, base, version string) (Image, error) {
 	start := time.Now()
-	ref := ImageRef(version)
-	dockerfile := fmt.Sprintf("FROM %s\nENTRYPOINT [\"/ladder\", \"registry\", \"serve\", \"--release\", %q]\nLABEL %s=%q %s=%q\n",
-		base, version, labelImageVersion, version, labelRelease, version)
+	ref := ImageRef(service, version)
+	dockerfile := fmt.Sprintf("FROM %s\nLABEL %s=%q %s=%q\n", base, labelImageVersion, version, labelRelease, version)
 	buildCtx, err := tarFiles(map[string][]byte{"Dockerfile": []byte(dockerfile)})
 	if err != nil {
 		return Image{}, err
@@ -261,7 +262,7 @@ func build(ctx context.Context, cli *client.Client, buildCtx io.Reader, opts cli
 			return "", fmt.Errorf("read build output: %w", err)
 		}
 		if m.Error != nil {
-			return "", fmt.Errorf("%s: %s", m.Error.Message, driver.Tail(log.Bytes(), 10))
+			return "", fmt.Errorf("%s: %s", m.Error.Message, home.Tail(log.Bytes(), 10))
 		}
 		log.WriteString(m.Stream)
 		if m.Aux != nil {
@@ -301,9 +302,9 @@ func tarFiles(files map[string][]byte) (io.Reader, error) {
 }
 
 // checkImage returns driver.ErrNoArtifact, with the command that builds
-// it, if version's image is not present.
-func checkImage(ctx context.Context, cli *client.Client, version string) error {
-	ref := ImageRef(version)
+// it, if the image of a service's release is not present.
+func checkImage(ctx context.Context, cli *client.Client, service, version string) error {
+	ref := ImageRef(service, version)
 	_, err := cli.ImageInspect(ctx, ref)
 	if cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("%w: image %s is not present (build it with: ladder images build --versions %s)", driver.ErrNoArtifact, ref, version)

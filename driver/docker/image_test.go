@@ -7,6 +7,7 @@ import (
 
 	"github.com/ladder-dev/ladder/driver/docker"
 	"github.com/ladder-dev/ladder/internal/testbin"
+	"github.com/ladder-dev/ladder/service"
 )
 
 func TestImageRef(t *testing.T) {
@@ -19,7 +20,7 @@ func TestImageRef(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := docker.ImageRef(tc.version); got != tc.want {
+			if got := docker.ImageRef(service.RegistryName, tc.version); got != tc.want {
 				t.Errorf("ImageRef(%q) = %q, want %q", tc.version, got, tc.want)
 			}
 		})

@@ -21,9 +21,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/ladder-dev/ladder/catalog"
 	"github.com/ladder-dev/ladder/driver"
-	"github.com/ladder-dev/ladder/policy"
+	ladderpoll "github.com/ladder-dev/ladder/internal/poll"
+	"github.com/ladder-dev/ladder/registry"
+	"github.com/ladder-dev/ladder/service"
 )
 
 // The releases the suite uses: clusters start at From, and a replica is
@@ -46,6 +47,14 @@ const Replicas = 3
 
 // Timeout bounds every wait of the suite on the replicas.
 var Timeout = 90 * time.Second
+
+// Spec is the spec newCluster should create: Replicas replicas of the
+// reference registry at version, with admin password AdminPassword, the
+// ladder executable at binary running every release.
+func Spec(cluster, version, binary string) driver.Spec {
+	return driver.Spec{Cluster: cluster, Service: service.Registry{Binary: binary}, Version: version, Replicas: Replicas,
+		Secrets: map[string][]byte{service.AdminPasswordSecret: []byte(AdminPassword + "\n")}}
+}
 
 // NewCluster creates a cluster of Replicas replicas of version, with admin
 // password AdminPassword, and registers its teardown with t.Cleanup (the
@@ -224,9 +233,9 @@ func (s *suite) restart(t *testing.T, ctx context.Context) {
 }
 
 func (s *suite) runJob(t *testing.T, ctx context.Context) {
-	schema, ok := catalog.Builtin().SchemaOf(policy.MustParse(From))
-	if !ok {
-		t.Fatalf("release %s has no schema", From)
+	schema, err := registry.SchemaOf(From)
+	if err != nil {
+		t.Fatal(err)
 	}
 	out, err := s.d.RunJob(ctx, From, driver.Job{Name: "migrate",
 		Args: []string{"registry", "migrate", "--to-schema", strconv.Itoa(schema)}})
@@ -431,20 +440,7 @@ func (s *suite) getJSON(ctx context.Context, url string, v any) error {
 
 // poll calls cond until it holds or Timeout passes.
 func poll(ctx context.Context, cond func() bool) bool {
-	ctx, cancel := context.WithTimeout(ctx, Timeout)
-	defer cancel()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if cond() {
-			return true
-		}
-		select {
-		case <-ctx.Done():
-			return false
-		case <-tick.C:
-		}
-	}
+	return ladderpoll.For(ctx, Timeout, 100*time.Millisecond, func() (bool, error) { return cond(), nil }) == nil
 }
 
 func equalCounts(a, b map[string]int) bool {

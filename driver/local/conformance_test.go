@@ -30,12 +30,8 @@ func TestConformance(t *testing.T) {
 		_, _ = rand.Read(b)
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		d, err := local.Create(ctx, driver.Spec{
-			Cluster:       "conformance-" + hex.EncodeToString(b),
-			Version:       version,
-			Replicas:      drivertest.Replicas,
-			AdminPassword: drivertest.AdminPassword,
-		}, local.Options{Home: t.TempDir(), Binary: testbin.Ladder(t), StopGrace: 5 * time.Second})
+		d, err := local.Create(ctx, drivertest.Spec("conformance-"+hex.EncodeToString(b), version, testbin.Ladder(t)),
+			local.Options{Home: t.TempDir(), StopGrace: 5 * time.Second})
 		if err != nil {
 			t.Fatalf("create cluster: %v", err)
 		}

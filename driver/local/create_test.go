@@ -8,6 +8,7 @@ import (
 
 	"github.com/ladder-dev/ladder/driver"
 	"github.com/ladder-dev/ladder/internal/testbin"
+	"github.com/ladder-dev/ladder/service"
 )
 
 // TestCreateRetriesTakenPort: a port chosen for a new cluster is taken
@@ -20,7 +21,7 @@ func TestCreateRetriesTakenPort(t *testing.T) {
 	}
 	defer taken.Close()
 	calls := 0
-	opts := Options{Home: t.TempDir(), Binary: testbin.Ladder(t), StartTimeout: 30 * time.Second,
+	opts := Options{Home: t.TempDir(), StartTimeout: 30 * time.Second,
 		pickPorts: func(n int) ([]int, error) {
 			calls++
 			ports, err := freePorts(n)
@@ -30,7 +31,7 @@ func TestCreateRetriesTakenPort(t *testing.T) {
 			return ports, err
 		}}
 	ctx := context.Background()
-	d, err := Create(ctx, driver.Spec{Cluster: "retry", Version: "3.1.2", Replicas: 3}, opts)
+	d, err := Create(ctx, driver.Spec{Cluster: "retry", Service: service.Registry{Binary: testbin.Ladder(t)}, Version: "3.1.2", Replicas: 3}, opts)
 	if err != nil {
 		t.Fatalf("Create: %v", err)
 	}

@@ -1,7 +1,6 @@
 package local
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,6 +18,8 @@ import (
 	"time"
 
 	"github.com/ladder-dev/ladder/driver"
+	"github.com/ladder-dev/ladder/internal/home"
+	"github.com/ladder-dev/ladder/internal/poll"
 )
 
 // Name is the driver's name in cluster records.
@@ -26,10 +27,8 @@ const Name = "local"
 
 // Options configure the driver.
 type Options struct {
-	// Home is ladder's state folder (driver.Home()).
+	// Home is ladder's state folder (home.Dir()).
 	Home string
-	// Binary is the ladder binary replicas run; default: this executable.
-	Binary string
 	// StopGrace is how long a replica gets to stop after SIGTERM before
 	// SIGKILL; default 10s.
 	StopGrace time.Duration
@@ -46,6 +45,7 @@ type Options struct {
 type Driver struct {
 	name string
 	dir  string
+	svc  driver.Service
 	opts Options
 	mu   sync.Mutex
 	st   state
@@ -58,32 +58,31 @@ type Driver struct {
 var errAddrInUse = errors.New("listen address in use")
 
 type state struct {
-	BlobDir           string         `json:"blob_dir"`
-	AdminPasswordFile string         `json:"admin_password_file"`
-	Replicas          []replicaState `json:"replicas"`
+	// SharedDir is the folder every replica shares.
+	SharedDir string `json:"shared_dir"`
+	// Secrets maps the cluster's secrets to their files.
+	Secrets  map[string]string `json:"secrets"`
+	Replicas []replicaState    `json:"replicas"`
 }
 
 type replicaState struct {
-	ID         string `json:"id"`
-	Version    string `json:"version"`
-	HTTPPort   int    `json:"http_port"`
-	PeerPort   int    `json:"peer_port"`
-	ClientPort int    `json:"client_port"`
-	PID        int    `json:"pid"`
+	ID      string `json:"id"`
+	Version string `json:"version"`
+	// Ports maps each of the service's ports to its loopback port number.
+	Ports map[string]int `json:"ports"`
+	PID   int            `json:"pid"`
+	// Started is the process's start time, in clock ticks since boot
+	// (/proc/PID/stat): with the pid it names one process, which a
+	// recycled pid cannot imitate, and it is set at fork, so it reads the
+	// same before and after the child's exec.
+	Started uint64 `json:"started"`
 }
 
 var _ driver.Driver = (*Driver)(nil)
 var _ driver.Freezer = (*Driver)(nil)
 var _ driver.ArtifactChecker = (*Driver)(nil)
 
-func (o *Options) defaults() error {
-	if o.Binary == "" {
-		exe, err := os.Executable()
-		if err != nil {
-			return fmt.Errorf("find the ladder binary: %w", err)
-		}
-		o.Binary = exe
-	}
+func (o *Options) defaults() {
 	if o.StopGrace == 0 {
 		o.StopGrace = 10 * time.Second
 	}
@@ -96,24 +95,26 @@ func (o *Options) defaults() error {
 	if o.pickPorts == nil {
 		o.pickPorts = freePorts
 	}
-	return nil
 }
 
-// Open binds the driver to an existing cluster.
-func Open(name string, opts Options) (*Driver, error) {
-	if err := opts.defaults(); err != nil {
-		return nil, err
-	}
-	d := &Driver{name: name, dir: driver.ClusterDir(opts.Home, name), opts: opts}
+// Open binds the driver to an existing cluster of service svc.
+func Open(name string, svc driver.Service, opts Options) (*Driver, error) {
+	opts.defaults()
+	d := &Driver{name: name, dir: home.ClusterDir(opts.Home, name), svc: svc, opts: opts}
 	data, err := os.ReadFile(d.statePath())
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("%w %q", driver.ErrNoCluster, name)
+		return nil, fmt.Errorf("%w %q", home.ErrNoCluster, name)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read cluster state: %w", err)
 	}
 	if err := json.Unmarshal(data, &d.st); err != nil {
 		return nil, fmt.Errorf("read cluster state %s: %w", d.statePath(), err)
+	}
+	for _, r := range d.st.Replicas {
+		if len(r.Ports) == 0 {
+			return nil, fmt.Errorf("cluster %s was created by an older ladder and cannot be opened: recreate it (ladder cluster destroy --cluster %s, then ladder cluster create)", name, name)
+		}
 	}
 	return d, nil
 }
@@ -123,50 +124,32 @@ func Open(name string, opts Options) (*Driver, error) {
 // caller's job. On failure nothing is left running and the folder is
 // removed; the error carries the tail of the failing replica's log.
 func Create(ctx context.Context, spec driver.Spec, opts Options) (*Driver, error) {
-	if err := opts.defaults(); err != nil {
+	opts.defaults()
+	spec, err := spec.Validate()
+	if err != nil {
 		return nil, err
 	}
-	if err := driver.ValidateName(spec.Cluster); err != nil {
+	rec, err := home.Create(opts.Home, home.Record{Name: spec.Cluster, Driver: Name, Service: spec.Service.Name(),
+		Created: time.Now().UTC()}, spec.Secrets)
+	if err != nil {
 		return nil, err
 	}
-	if spec.Replicas < 1 || spec.Replicas > 9 {
-		return nil, fmt.Errorf("invalid replica count %d: use 1 to 9 (3 or 5 tolerate a failed replica)", spec.Replicas)
-	}
-	if _, err := driver.CheckRelease(spec.Version); err != nil {
-		return nil, err
-	}
-	dir := driver.ClusterDir(opts.Home, spec.Cluster)
-	if _, err := os.Stat(dir); err == nil {
-		return nil, fmt.Errorf("%w: %q is at %s (remove it with: ladder cluster destroy --cluster %s)",
-			driver.ErrClusterExists, spec.Cluster, dir, spec.Cluster)
-	}
-	if err := os.MkdirAll(filepath.Join(dir, "blobs"), 0o755); err != nil {
-		return nil, fmt.Errorf("create cluster folder: %w", err)
-	}
-	d := &Driver{name: spec.Cluster, dir: dir, opts: opts}
+	d := &Driver{name: spec.Cluster, dir: home.ClusterDir(opts.Home, spec.Cluster), svc: spec.Service, opts: opts}
 	ok := false
 	defer func() {
 		if !ok {
 			_ = d.Destroy(context.WithoutCancel(ctx))
 		}
 	}()
-	pw := spec.AdminPassword
-	if pw == "" {
-		pw = driver.GeneratePassword()
-	}
-	pwFile := filepath.Join(dir, "admin-password")
-	if err := os.WriteFile(pwFile, []byte(pw+"\n"), 0o600); err != nil {
-		return nil, fmt.Errorf("write admin password: %w", err)
-	}
-	if err := driver.WriteRecord(opts.Home, driver.Record{Name: spec.Cluster, Driver: Name,
-		Created: time.Now().UTC(), AdminPasswordFile: pwFile}); err != nil {
-		return nil, err
+	shared := filepath.Join(d.dir, "shared")
+	if err := os.MkdirAll(shared, 0o755); err != nil {
+		return nil, fmt.Errorf("create cluster folder: %w", err)
 	}
 	// Free ports are chosen, released, then bound by the replicas; another
 	// program may take one in between. Only a new cluster can move to other
 	// ports, so Create retries that case from scratch.
 	for attempt := 1; ; attempt++ {
-		err := d.startNew(ctx, spec, pwFile)
+		err := d.startNew(ctx, spec, shared, rec.Secrets)
 		if err == nil {
 			break
 		}
@@ -177,7 +160,7 @@ func Create(ctx context.Context, spec driver.Spec, opts Options) (*Driver, error
 		if err := d.stopAll(ctx); err != nil {
 			return nil, err
 		}
-		if err := os.RemoveAll(filepath.Join(dir, "replicas")); err != nil {
+		if err := os.RemoveAll(filepath.Join(d.dir, "replicas")); err != nil {
 			return nil, fmt.Errorf("create cluster: %w", err)
 		}
 	}
@@ -187,18 +170,20 @@ func Create(ctx context.Context, spec driver.Spec, opts Options) (*Driver, error
 
 // startNew chooses ports for every replica of a new cluster, starts them
 // all, and waits until each listens.
-func (d *Driver) startNew(ctx context.Context, spec driver.Spec, pwFile string) error {
-	ports, err := d.opts.pickPorts(3 * spec.Replicas)
+func (d *Driver) startNew(ctx context.Context, spec driver.Spec, shared string, secrets map[string]string) error {
+	names := d.svc.Ports()
+	ports, err := d.opts.pickPorts(len(names) * spec.Replicas)
 	if err != nil {
 		return err
 	}
 	d.mu.Lock()
-	d.st = state{BlobDir: filepath.Join(d.dir, "blobs"), AdminPasswordFile: pwFile}
+	d.st = state{SharedDir: shared, Secrets: secrets}
 	for i := range spec.Replicas {
-		d.st.Replicas = append(d.st.Replicas, replicaState{
-			ID: fmt.Sprintf("replica-%d", i+1), Version: spec.Version,
-			HTTPPort: ports[3*i], PeerPort: ports[3*i+1], ClientPort: ports[3*i+2],
-		})
+		r := replicaState{ID: fmt.Sprintf("replica-%d", i+1), Version: spec.Version, Ports: map[string]int{}}
+		for j, n := range names {
+			r.Ports[n] = ports[len(names)*i+j]
+		}
+		d.st.Replicas = append(d.st.Replicas, r)
 	}
 	for i := range d.st.Replicas {
 		if err := d.start(&d.st.Replicas[i]); err != nil {
@@ -228,9 +213,6 @@ func (d *Driver) Cluster() string { return d.name }
 // Dir is the cluster's folder.
 func (d *Driver) Dir() string { return d.dir }
 
-// AdminPasswordFile is the file holding the admin password.
-func (d *Driver) AdminPasswordFile() string { return d.st.AdminPasswordFile }
-
 // Replicas implements driver.Driver.
 func (d *Driver) Replicas(ctx context.Context) ([]driver.Replica, error) {
 	d.mu.Lock()
@@ -238,8 +220,8 @@ func (d *Driver) Replicas(ctx context.Context) ([]driver.Replica, error) {
 	out := make([]driver.Replica, 0, len(d.st.Replicas))
 	for _, r := range d.st.Replicas {
 		out = append(out, driver.Replica{
-			ID: r.ID, Version: r.Version, URL: "http://" + addr(r.HTTPPort),
-			PID: r.PID, Running: d.alive(r),
+			ID: r.ID, Version: r.Version, URL: "http://" + d.apiAddr(r),
+			PID: r.PID, Running: alive(r),
 		})
 	}
 	return out, nil
@@ -247,10 +229,11 @@ func (d *Driver) Replicas(ctx context.Context) ([]driver.Replica, error) {
 
 // Replace implements driver.Driver.
 func (d *Driver) Replace(ctx context.Context, id, version string) error {
-	if _, err := driver.CheckRelease(version); err != nil {
+	a, err := d.svc.Artifact(version)
+	if err != nil {
 		return err
 	}
-	return d.cycle(ctx, id, version)
+	return d.cycle(ctx, id, a.Version)
 }
 
 // Restart implements driver.Driver.
@@ -283,25 +266,22 @@ func (d *Driver) cycle(ctx context.Context, id, version string) error {
 	return d.waitListening(ctx, r)
 }
 
-// RunJob implements driver.Driver: the ladder binary runs the job's
-// arguments with --release and --endpoints appended.
+// RunJob implements driver.Driver: the release's program runs the
+// service's job command line.
 func (d *Driver) RunJob(ctx context.Context, version string, job driver.Job) ([]byte, error) {
-	if _, err := driver.CheckRelease(version); err != nil {
+	a, err := d.svc.Artifact(version)
+	if err != nil {
 		return nil, err
 	}
 	d.mu.Lock()
-	var eps []string
-	for _, r := range d.st.Replicas {
-		eps = append(eps, "http://"+addr(r.ClientPort))
-	}
+	members := d.members()
 	d.mu.Unlock()
-	args := append(slices.Clone(job.Args), "--release", version, "--endpoints", strings.Join(eps, ","))
-	cmd := exec.CommandContext(ctx, d.opts.Binary, args...)
+	cmd := exec.CommandContext(ctx, a.Binary, d.svc.JobCommand(a, job, members)...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = d.opts.StopGrace
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return out, fmt.Errorf("run job %s of release %s: %w: %s", job.Name, version, err, driver.Tail(out, 10))
+		return out, fmt.Errorf("run job %s of release %s: %w: %s", job.Name, a.Version, err, home.Tail(out, 10))
 	}
 	return out, nil
 }
@@ -331,14 +311,17 @@ func (d *Driver) stopAll(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// CheckArtifact implements driver.ArtifactChecker: the binary must exist
-// and the release must be one it can run.
+// CheckArtifact implements driver.ArtifactChecker: the service must have
+// the release, and its program must be on this machine.
 func (d *Driver) CheckArtifact(ctx context.Context, version string) error {
-	if _, err := os.Stat(d.opts.Binary); err != nil {
-		return fmt.Errorf("%w: ladder binary: %v", driver.ErrNoArtifact, err)
+	a, err := d.svc.Artifact(version)
+	if err != nil {
+		return err
 	}
-	_, err := driver.CheckRelease(version)
-	return err
+	if _, err := os.Stat(a.Binary); err != nil {
+		return fmt.Errorf("%w: program of release %s: %v", driver.ErrNoArtifact, a.Version, err)
+	}
+	return nil
 }
 
 // Freeze implements driver.Freezer with SIGSTOP. It returns once the
@@ -360,7 +343,7 @@ func (d *Driver) LogTail(id string, n int) string {
 	if err != nil {
 		return ""
 	}
-	return driver.Tail(data, n)
+	return home.Tail(data, n)
 }
 
 // LogPath returns the path of replica id's log.
@@ -375,38 +358,17 @@ func (d *Driver) signal(ctx context.Context, id string, sig syscall.Signal, reac
 	if err != nil {
 		return err
 	}
-	if !d.alive(*r) {
+	if !alive(*r) {
 		return fmt.Errorf("signal %s: not running", id)
 	}
 	if err := syscall.Kill(r.PID, sig); err != nil {
 		return fmt.Errorf("signal %s (pid %d): %w", id, r.PID, err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for !reached(procState(r.PID)) {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("signal %s (pid %d): %s not taken after 5s (state %q)", id, r.PID, sig, procState(r.PID))
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(5 * time.Millisecond):
-		}
+	err = poll.For(ctx, 5*time.Second, 5*time.Millisecond, func() (bool, error) { return reached(procState(r.PID)), nil })
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("signal %s (pid %d): %s not taken after 5s (state %q)", id, r.PID, sig, procState(r.PID))
 	}
-	return nil
-}
-
-// procState returns the state letter of process pid from /proc (R, S, T,
-// Z, ...), or 0 if it cannot be read.
-func procState(pid int) byte {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// The state follows the parenthesised command name: "pid (comm) S ...".
-	if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) {
-		return stat[i+2]
-	}
-	return 0
+	return err
 }
 
 func (d *Driver) find(id string) (*replicaState, error) {
@@ -426,40 +388,50 @@ func (d *Driver) statePath() string           { return filepath.Join(d.dir, "loc
 func (d *Driver) replicaDir(id string) string { return filepath.Join(d.dir, "replicas", id) }
 func (d *Driver) logPath(id string) string    { return filepath.Join(d.replicaDir(id), "replica.log") }
 
-func (d *Driver) save() error { return driver.WriteFileAtomic(d.statePath(), d.st) }
+func (d *Driver) save() error { return home.WriteFileAtomic(d.statePath(), d.st) }
 
-func (d *Driver) initialCluster() string {
-	var parts []string
-	for _, r := range d.st.Replicas {
-		parts = append(parts, r.ID+"=http://"+addr(r.PeerPort))
+// apiAddr is the address of r's first port, its API.
+func (d *Driver) apiAddr(r replicaState) string { return addr(r.Ports[d.svc.Ports()[0]]) }
+
+// members lists every replica's addresses; d.mu is held.
+func (d *Driver) members() []driver.Member {
+	out := make([]driver.Member, len(d.st.Replicas))
+	for i, r := range d.st.Replicas {
+		out[i] = driver.Member{ID: r.ID, Addr: map[string]string{}}
+		for n, p := range r.Ports {
+			out[i].Addr[n] = addr(p)
+		}
 	}
-	return strings.Join(parts, ",")
+	return out
+}
+
+// placement is where replica r runs; d.mu is held.
+func (d *Driver) placement(r *replicaState) driver.Placement {
+	p := driver.Placement{Cluster: d.name, ID: r.ID, Listen: map[string]string{}, Members: d.members(),
+		DataDir: filepath.Join(d.replicaDir(r.ID), "data"), SharedDir: d.st.SharedDir, Secrets: d.st.Secrets}
+	for n, port := range r.Ports {
+		p.Listen[n] = addr(port)
+	}
+	return p
 }
 
 // start launches replica r in a session of its own; d.mu is held.
 func (d *Driver) start(r *replicaState) error {
-	rdir := d.replicaDir(r.ID)
-	if err := os.MkdirAll(filepath.Join(rdir, "data"), 0o755); err != nil {
+	a, err := d.svc.Artifact(r.Version)
+	if err != nil {
 		return fmt.Errorf("start %s: %w", r.ID, err)
 	}
-	logf, err := os.OpenFile(d.logPath(r.ID), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	p := d.placement(r)
+	if err := os.MkdirAll(p.DataDir, 0o700); err != nil {
+		return fmt.Errorf("start %s: %w", r.ID, err)
+	}
+	logf, err := os.OpenFile(d.logPath(r.ID), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("start %s: %w", r.ID, err)
 	}
 	defer logf.Close()
 	fmt.Fprintf(logf, "--- ladder: starting %s as release %s at %s\n", r.ID, r.Version, time.Now().UTC().Format(time.RFC3339))
-	cmd := exec.Command(d.opts.Binary, "registry", "serve",
-		"--id", r.ID,
-		"--cluster", d.name,
-		"--release", r.Version,
-		"--data", filepath.Join(rdir, "data"),
-		"--blobs", d.st.BlobDir,
-		"--listen", addr(r.HTTPPort),
-		"--peer-listen", addr(r.PeerPort),
-		"--client-listen", addr(r.ClientPort),
-		"--initial-cluster", d.initialCluster(),
-		"--admin-password-file", d.st.AdminPasswordFile,
-	)
+	cmd := exec.Command(a.Binary, d.svc.Command(a, p)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -468,108 +440,80 @@ func (d *Driver) start(r *replicaState) error {
 	// Reap the child if it exits while this process lives, keeping its
 	// exit status; a replica that outlives us is adopted by init.
 	pid := cmd.Process.Pid
+	started, _ := procStart(pid)
 	go func() {
 		_ = cmd.Wait()
 		d.exits.Store(pid, cmd.ProcessState.ExitCode())
 	}()
-	r.PID = pid
-	if err := os.WriteFile(filepath.Join(rdir, "pid"), []byte(strconv.Itoa(r.PID)+"\n"), 0o644); err != nil {
+	r.PID, r.Started = pid, started
+	if err := os.WriteFile(filepath.Join(d.replicaDir(r.ID), "pid"), []byte(strconv.Itoa(r.PID)+"\n"), 0o644); err != nil {
 		return fmt.Errorf("start %s: write pid file: %w", r.ID, err)
 	}
 	d.opts.Logger.Info("replica started", "replica", r.ID, "release", r.Version, "pid", r.PID)
 	return nil
 }
 
-// waitListening waits until replica r accepts connections on its HTTP
+// waitListening waits until replica r accepts connections on its API
 // port, and fails at once, with its log, if the process ends first.
 func (d *Driver) waitListening(ctx context.Context, r *replicaState) error {
-	ctx, cancel := context.WithTimeout(ctx, d.opts.StartTimeout)
-	defer cancel()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if !d.alive(*r) {
+	err := poll.For(ctx, d.opts.StartTimeout, 50*time.Millisecond, func() (bool, error) {
+		if !alive(*r) {
 			err := errors.New("the replica exited")
-			if d.exitedWith(r.PID, driver.ExitAddrInUse) {
+			if code, ok := d.exitCode(r.PID); ok && d.svc.PortConflict(code, d.LogTail(r.ID, 15)) {
 				err = errAddrInUse
 			}
-			return fmt.Errorf("start %s: %w; last lines of %s:\n%s", r.ID, err, d.logPath(r.ID), d.LogTail(r.ID, 15))
+			return false, fmt.Errorf("start %s: %w; last lines of %s:\n%s", r.ID, err, d.logPath(r.ID), d.LogTail(r.ID, 15))
 		}
-		if c, err := net.DialTimeout("tcp", addr(r.HTTPPort), time.Second); err == nil {
+		c, err := net.DialTimeout("tcp", d.apiAddr(*r), time.Second)
+		if err == nil {
 			c.Close()
-			return nil
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("start %s: not listening on %s after %s; last lines of %s:\n%s",
-				r.ID, addr(r.HTTPPort), d.opts.StartTimeout, d.logPath(r.ID), d.LogTail(r.ID, 15))
-		case <-tick.C:
-		}
+		return err == nil, nil
+	})
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("start %s: not listening on %s after %s; last lines of %s:\n%s",
+			r.ID, d.apiAddr(*r), d.opts.StartTimeout, d.logPath(r.ID), d.LogTail(r.ID, 15))
 	}
+	return err
 }
 
-// exitedWith reports whether process pid, started and reaped by this
-// process, exited with status code. It waits briefly for the reaper, since
-// /proc can show the process gone before Wait has returned.
-func (d *Driver) exitedWith(pid, code int) bool {
-	for range 20 {
+// exitCode returns the exit status of process pid, started and reaped by
+// this process. It waits briefly for the reaper, since /proc can show the
+// process gone before Wait has returned.
+func (d *Driver) exitCode(pid int) (int, bool) {
+	var code int
+	found := false
+	_ = poll.For(context.Background(), 100*time.Millisecond, 5*time.Millisecond, func() (bool, error) {
 		if v, ok := d.exits.Load(pid); ok {
-			return v.(int) == code
+			code, found = v.(int), true
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return false
+		return found, nil
+	})
+	return code, found
 }
 
 // stop ends replica r: SIGCONT (it may be frozen), SIGTERM, and SIGKILL
 // after the grace period.
 func (d *Driver) stop(ctx context.Context, r *replicaState) error {
-	if !d.alive(*r) {
+	if !alive(*r) {
 		return nil
 	}
 	_ = syscall.Kill(r.PID, syscall.SIGCONT)
 	_ = syscall.Kill(r.PID, syscall.SIGTERM)
-	if d.waitGone(ctx, *r, d.opts.StopGrace) {
+	if waitGone(ctx, *r, d.opts.StopGrace) {
 		return nil
 	}
 	d.opts.Logger.Warn("replica did not stop in time; killing it", "replica", r.ID, "pid", r.PID, "grace", d.opts.StopGrace)
 	_ = syscall.Kill(r.PID, syscall.SIGKILL)
-	if d.waitGone(ctx, *r, 10*time.Second) {
+	if waitGone(ctx, *r, 10*time.Second) {
 		return nil
 	}
 	return fmt.Errorf("stop %s: pid %d is still running after SIGKILL", r.ID, r.PID)
 }
 
-func (d *Driver) waitGone(ctx context.Context, r replicaState, limit time.Duration) bool {
-	deadline := time.Now().Add(limit)
-	for time.Now().Before(deadline) {
-		if !d.alive(r) {
-			return true
-		}
-		select {
-		case <-ctx.Done():
-			return !d.alive(r)
-		case <-time.After(25 * time.Millisecond):
-		}
-	}
-	return !d.alive(r)
-}
-
-// alive reports whether r's pid is a live (not zombie) process that is
-// still this replica of this cluster.
-func (d *Driver) alive(r replicaState) bool {
-	if r.PID <= 0 {
-		return false
-	}
-	if st := procState(r.PID); st == 0 || st == 'Z' || st == 'X' {
-		return false
-	}
-	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", r.PID))
-	if err != nil {
-		return false
-	}
-	return bytes.Contains(cmdline, []byte("\x00--id\x00"+r.ID+"\x00")) &&
-		bytes.Contains(cmdline, []byte("\x00--data\x00"+filepath.Join(d.replicaDir(r.ID), "data")+"\x00"))
+func waitGone(ctx context.Context, r replicaState, limit time.Duration) bool {
+	_ = poll.For(ctx, limit, 25*time.Millisecond, func() (bool, error) { return !alive(r), nil })
+	return !alive(r)
 }
 
 func addr(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/ladder-dev/ladder/driver"
 	"github.com/ladder-dev/ladder/driver/local"
+	"github.com/ladder-dev/ladder/internal/home"
+	"github.com/ladder-dev/ladder/service"
 	"github.com/ladder-dev/ladder/upgrade"
 )
 
@@ -51,37 +54,9 @@ readable only by you; its path is printed.`,
   ladder cluster create --cluster staging --version 3.0.1 --replicas 5`,
 		Args: exactArgs(),
 		RunE: func(c *cobra.Command, args []string) error {
-			if _, err := parseVersion("--version", version); err != nil {
-				return err
-			}
-			if err := driver.ValidateName(cf.name); err != nil {
-				return usageErr("%w", err)
-			}
-			home, err := driver.Home()
-			if err != nil {
-				return err
-			}
-			start := time.Now()
-			d, err := createCluster(e.ctx, e.stderr, drv, home, driver.Spec{Cluster: cf.name, Version: version, Replicas: replicas,
-				AdminPassword: password, Timeout: timeout})
-			if err != nil {
-				var ee *exitError
-				if errors.Is(err, driver.ErrClusterExists) || errors.Is(err, driver.ErrNoArtifact) || errors.As(err, &ee) {
-					return withCode(ExitUsage, err)
-				}
-				return fmt.Errorf("create cluster %s: %w", cf.name, err)
-			}
-			st, err := waitSettled(e.ctx, d, timeout)
-			if err != nil {
-				return fmt.Errorf("create cluster %s: %w (inspect: ladder cluster status --cluster %s; remove: ladder cluster destroy --cluster %s)",
-					cf.name, err, cf.name, cf.name)
-			}
-			fmt.Fprintf(e.stderr, "cluster %s is up in %.1fs\n", cf.name, time.Since(start).Seconds())
-			if password == "" {
-				fmt.Fprintf(e.stderr, "admin password (user admin) written to %s\n", d.AdminPasswordFile())
-			}
-			printStatus(e.stdout, st)
-			return nil
+			_, err := newCluster(e, e.stdout, createOpts{cluster: cf.name, version: version, replicas: replicas,
+				password: password, driver: drv, timeout: timeout})
+			return err
 		},
 	}
 	cf.register(c)
@@ -94,38 +69,71 @@ readable only by you; its path is printed.`,
 	return c
 }
 
+// createOpts are the choices of a new cluster.
+type createOpts struct {
+	cluster  string
+	version  string
+	replicas int
+	// password is the admin password; generated when empty.
+	password string
+	driver   string
+	timeout  time.Duration
+}
+
+// newCluster creates a cluster and waits until it has settled, printing
+// its status to w.
+func newCluster(e *env, w io.Writer, o createOpts) (driver.Driver, error) {
+	if _, err := parseVersion("--version", o.version); err != nil {
+		return nil, err
+	}
+	if err := home.ValidateName(o.cluster); err != nil {
+		return nil, usageErr("%w", err)
+	}
+	root, err := home.Dir()
+	if err != nil {
+		return nil, err
+	}
+	generated := o.password == ""
+	if generated {
+		o.password = home.GeneratePassword()
+	}
+	start := time.Now()
+	d, err := createCluster(e.ctx, e.stderr, o.driver, root, driver.Spec{Cluster: o.cluster, Service: service.Registry{},
+		Version: o.version, Replicas: o.replicas, Timeout: o.timeout,
+		Secrets: map[string][]byte{service.AdminPasswordSecret: []byte(o.password + "\n")}})
+	if err != nil {
+		var ee *exitError
+		if errors.Is(err, home.ErrClusterExists) || errors.Is(err, driver.ErrNoArtifact) ||
+			errors.Is(err, driver.ErrInvalidSpec) || errors.As(err, &ee) {
+			return nil, withCode(ExitUsage, err)
+		}
+		return nil, fmt.Errorf("create cluster %s: %w", o.cluster, err)
+	}
+	st, err := waitSettled(e.ctx, d, o.timeout)
+	if err != nil {
+		return nil, fmt.Errorf("create cluster %s: %w (inspect: ladder cluster status --cluster %s; remove: ladder cluster destroy --cluster %s)",
+			o.cluster, err, o.cluster, o.cluster)
+	}
+	fmt.Fprintf(e.stderr, "cluster %s is up in %.1fs\n", o.cluster, time.Since(start).Seconds())
+	if generated {
+		fmt.Fprintf(e.stderr, "admin password (user admin) written to %s\n",
+			filepath.Join(home.ClusterDir(root, o.cluster), service.AdminPasswordSecret))
+	}
+	printStatus(w, st)
+	return d, nil
+}
+
 // waitSettled waits until every replica is healthy and the store has
 // settled, with the engine's progress-aware wait: up to timeout while
 // replicas make progress, and at most the default stall time without.
-func waitSettled(ctx context.Context, d driver.Driver, timeout time.Duration) (driver.Status, error) {
+func waitSettled(ctx context.Context, d driver.Driver, timeout time.Duration) (upgrade.Status, error) {
 	opts := upgrade.DefaultOptions()
 	opts.MaxWait = timeout
-	return upgrade.WaitSettled(ctx, d, registryApp{cluster: d.Cluster()}, opts, nil, nil)
+	return upgrade.WaitSettled(ctx, d, service.RegistryApp{Cluster: d.Cluster()}, opts, nil, nil)
 }
 
 // unsettledReason says in one line why a status is not settled.
-func unsettledReason(st driver.Status) string {
-	var why []string
-	for _, r := range st.Replicas {
-		switch {
-		case r.Error != "":
-			why = append(why, r.ID+" "+r.Error)
-		case !r.Healthy:
-			why = append(why, r.ID+" unhealthy")
-		case !r.Voter:
-			why = append(why, r.ID+" not a voting member")
-		}
-	}
-	for _, t := range st.Store.Tables {
-		if !t.Ready {
-			why = append(why, fmt.Sprintf("table %s/%s lagging on %s", t.DB, t.Name, strings.Join(t.Lagging, ",")))
-		}
-	}
-	if len(why) == 0 {
-		return "no replica answered"
-	}
-	return strings.Join(why, "; ")
-}
+func unsettledReason(st upgrade.Status) string { return strings.Join(st.Unsettled(), "; ") }
 
 func newClusterStatusCmd(e *env) *cobra.Command {
 	var (
@@ -168,7 +176,7 @@ applied_index, pid}], store{settled, tables[{db, name, ready, lagging}]}.`,
 }
 
 // printStatus writes a cluster status as a table.
-func printStatus(w io.Writer, st driver.Status) {
+func printStatus(w io.Writer, st upgrade.Status) {
 	settled := "settled"
 	if !st.Store.Settled {
 		settled = "NOT settled: " + unsettledReason(st)

@@ -7,6 +7,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ladder-dev/ladder/driver"
+	"github.com/ladder-dev/ladder/internal/home"
+	"github.com/ladder-dev/ladder/upgrade"
 )
 
 func newClusterSeedCmd(e *env) *cobra.Command {
@@ -35,7 +37,7 @@ It runs as a one-off job of the release the cluster runs. The same
 			if err != nil {
 				return err
 			}
-			if st.Version == driver.VersionMixed || st.Version == "" {
+			if st.Version == upgrade.VersionMixed || st.Version == "" {
 				return fmt.Errorf("cluster %s runs mixed releases: seed it when every replica runs one release", cf.name)
 			}
 			out, err := d.RunJob(e.ctx, st.Version, driver.Job{Name: "seed",
@@ -43,7 +45,7 @@ It runs as a one-off job of the release the cluster runs. The same
 			if err != nil {
 				return fmt.Errorf("seed cluster %s: %w", cf.name, err)
 			}
-			fmt.Fprint(e.stdout, driver.Tail(out, 1)+"\n")
+			fmt.Fprint(e.stdout, home.Tail(out, 1)+"\n")
 			return nil
 		},
 	}

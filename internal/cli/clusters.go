@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -14,6 +12,9 @@ import (
 	"github.com/ladder-dev/ladder/driver"
 	"github.com/ladder-dev/ladder/driver/docker"
 	"github.com/ladder-dev/ladder/driver/local"
+	"github.com/ladder-dev/ladder/internal/home"
+	"github.com/ladder-dev/ladder/service"
+	"github.com/ladder-dev/ladder/upgrade"
 )
 
 // clusterFlag is --cluster, taken by every command that acts on a cluster.
@@ -25,68 +26,70 @@ func (f *clusterFlag) register(c *cobra.Command) {
 }
 
 // openCluster binds the driver the cluster was created with.
-func openCluster(name string) (driver.Driver, driver.Record, error) {
-	if err := driver.ValidateName(name); err != nil {
-		return nil, driver.Record{}, usageErr("%w", err)
+func openCluster(name string) (driver.Driver, home.Record, error) {
+	if err := home.ValidateName(name); err != nil {
+		return nil, home.Record{}, usageErr("%w", err)
 	}
-	home, err := driver.Home()
+	root, err := home.Dir()
 	if err != nil {
-		return nil, driver.Record{}, err
+		return nil, home.Record{}, err
 	}
-	rec, err := driver.ReadRecord(home, name)
-	if errors.Is(err, driver.ErrNoCluster) {
+	rec, err := home.ReadRecord(root, name)
+	if errors.Is(err, home.ErrNoCluster) {
 		return nil, rec, withCode(ExitUsage, err)
 	}
 	if err != nil {
 		return nil, rec, err
 	}
+	svc, err := serviceOf(rec)
+	if err != nil {
+		return nil, rec, err
+	}
 	switch rec.Driver {
 	case local.Name:
-		d, err := local.Open(name, local.Options{Home: home})
+		d, err := local.Open(name, svc, local.Options{Home: root})
 		return d, rec, err
 	case docker.Name:
-		d, err := docker.Open(name, docker.Options{Home: home})
+		d, err := docker.Open(name, svc, docker.Options{Home: root})
 		return d, rec, err
 	}
 	return nil, rec, fmt.Errorf("open cluster %s: unknown driver %q in its record", name, rec.Driver)
 }
 
-// adminPassword reads the cluster's admin password.
-func adminPassword(rec driver.Record) (string, error) {
-	data, err := os.ReadFile(rec.AdminPasswordFile)
-	if err != nil {
-		return "", fmt.Errorf("read admin password: %w", err)
+// serviceOf returns the service a cluster record names.
+func serviceOf(rec home.Record) (driver.Service, error) {
+	switch rec.Service {
+	case service.RegistryName:
+		return service.Registry{}, nil
 	}
-	return strings.TrimSpace(string(data)), nil
+	return nil, fmt.Errorf("open cluster %s: unknown service %q in its record (recreate the cluster with this ladder)", rec.Name, rec.Service)
 }
 
-// probeClient is the HTTP client for status probes: short timeouts, so a
-// frozen replica costs a second, not a minute.
-var probeClient = &http.Client{Timeout: 2 * time.Second}
+// appOf is what the upgrade engine knows of the cluster's service.
+func appOf(rec home.Record) (upgrade.App, error) {
+	pw, err := rec.Secret(service.AdminPasswordSecret)
+	if err != nil {
+		return nil, err
+	}
+	return service.RegistryApp{Cluster: rec.Name, Password: pw}, nil
+}
 
-// backupClient fetches store snapshots, which may take a while.
-var backupClient = &http.Client{Timeout: 10 * time.Minute}
+// statsClient reads row counts, which may take a few seconds.
+var statsClient = &http.Client{Timeout: 10 * time.Second}
 
 // clusterStatus observes the cluster through its replicas.
-func clusterStatus(ctx context.Context, d driver.Driver) (driver.Status, error) {
+func clusterStatus(ctx context.Context, d driver.Driver) (upgrade.Status, error) {
 	reps, err := d.Replicas(ctx)
 	if err != nil {
-		return driver.Status{}, err
+		return upgrade.Status{}, err
 	}
-	return registryApp{cluster: d.Cluster()}.Status(ctx, reps)
+	return service.RegistryApp{Cluster: d.Cluster()}.Status(ctx, reps)
 }
 
 func completeClusters(c *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
-	home, err := driver.Home()
+	root, err := home.Dir()
 	if err != nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
-	entries, _ := os.ReadDir(driver.ClusterDir(home, ""))
-	var names []string
-	for _, e := range entries {
-		if e.IsDir() {
-			names = append(names, e.Name())
-		}
-	}
-	return names, cobra.ShellCompDirectiveNoFileComp
+	return home.Clusters(root), cobra.ShellCompDirectiveNoFileComp
 }

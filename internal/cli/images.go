@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,9 +12,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ladder-dev/ladder/catalog"
 	"github.com/ladder-dev/ladder/driver"
 	"github.com/ladder-dev/ladder/driver/docker"
+	"github.com/ladder-dev/ladder/service"
 )
 
 func newImagesCmd(e *env) *cobra.Command {
@@ -51,74 +52,81 @@ written with '_' in the tag), from a static ladder binary:
     CGO_ENABLED=0 (the go command must be on PATH);
   - otherwise this ladder executable, if it is statically linked.
 
-Every release image is the same binary plus the release's metadata: the
-entrypoint "/ladder registry serve --release VERSION" and the labels
-org.opencontainers.image.version and ladder.release. The images share one
-layer and building all of them takes seconds. Without --versions every
-release of the built-in catalog is built.`,
+Every release image is the same binary plus the release's labels,
+org.opencontainers.image.version and ladder.release; the docker driver
+gives each container its command line, the release included. The images
+share one layer. Without --versions every release of the built-in catalog
+is built.`,
 		Example: `  ladder images build
   ladder images build --versions 2.1.4,2.2.4,3.0.1`,
 		Args: exactArgs(),
 		RunE: func(c *cobra.Command, args []string) error {
-			if len(versions) == 0 {
-				for _, r := range catalog.Builtin().Releases() {
-					versions = append(versions, r.Version.String())
-				}
-			}
-			for i, s := range versions {
-				v, err := parseVersion("--versions", s)
-				if err != nil {
-					return err
-				}
-				if !catalog.Builtin().Contains(v) {
-					return usageErr("--versions: release %s is not in the built-in catalog (see: ladder catalog)", v)
-				}
-				versions[i] = v.String()
-			}
-			start := time.Now()
-			bin, cleanup, err := imageBinary(e, binary)
-			if err != nil {
-				return err
-			}
-			defer cleanup()
-			cli, err := docker.NewClient()
-			if err != nil {
-				return err
-			}
-			defer cli.Close()
-			if err := docker.Ping(e.ctx, cli); err != nil {
-				return err
-			}
-			fmt.Fprintf(e.stderr, "building %d images from %s\n", len(versions), bin)
-			imgs, err := docker.BuildImages(e.ctx, cli, bin, versions, func(img docker.Image) {
-				if !out.json() {
-					fmt.Fprintf(e.stderr, "  %s  %.1fs\n", img.Ref, img.Duration.Seconds())
-				}
-			})
-			if err != nil {
-				if errors.Is(err, driver.ErrNoArtifact) {
-					return withCode(ExitUsage, err)
-				}
-				return err
-			}
-			res := imagesJSON{Binary: bin, Images: imgs, Duration: time.Since(start)}
-			if out.json() {
-				return writeJSON(e.stdout, res)
-			}
-			tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "IMAGE\tID\tSIZE\tBUILD")
-			for _, img := range imgs {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%.1fs\n", img.Ref, shortID(img.ID), humanBytes(img.Size), img.Duration.Seconds())
-			}
-			tw.Flush()
-			fmt.Fprintf(e.stderr, "built %d images in %.1fs (they share one %s layer)\n", len(imgs), res.Duration.Seconds(), sharedSize(imgs))
-			return nil
+			return buildImages(e, e.stdout, versions, binary, out.json())
 		},
 	}
 	c.Flags().StringSliceVar(&versions, "versions", nil, "releases to build, comma-separated (default: every built-in release)")
 	c.Flags().StringVar(&binary, "binary", "", "static ladder binary to put in the images (default: built from source, or this executable)")
 	out.register(c)
 	return c
+}
+
+// buildImages builds the images of versions (default: every release) and
+// prints them to w.
+func buildImages(e *env, w io.Writer, versions []string, binary string, asJSON bool) error {
+	svc := service.Registry{}
+	if len(versions) == 0 {
+		for _, r := range svc.Catalog().Releases() {
+			versions = append(versions, r.Version.String())
+		}
+	}
+	for i, s := range versions {
+		v, err := parseVersion("--versions", s)
+		if err != nil {
+			return err
+		}
+		if !svc.Catalog().Contains(v) {
+			return usageErr("--versions: release %s is not in the built-in catalog (see: ladder catalog)", v)
+		}
+		versions[i] = v.String()
+	}
+	start := time.Now()
+	bin, cleanup, err := imageBinary(e, binary)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	cli, err := docker.NewClient()
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	if err := docker.Ping(e.ctx, cli); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stderr, "building %d images from %s\n", len(versions), bin)
+	imgs, err := docker.BuildImages(e.ctx, cli, svc, bin, versions, func(img docker.Image) {
+		if !asJSON {
+			fmt.Fprintf(e.stderr, "  %s  %.1fs\n", img.Ref, img.Duration.Seconds())
+		}
+	})
+	if err != nil {
+		if errors.Is(err, driver.ErrNoArtifact) {
+			return withCode(ExitUsage, err)
+		}
+		return err
+	}
+	res := imagesJSON{Binary: bin, Images: imgs, Duration: time.Since(start)}
+	if asJSON {
+		return writeJSON(w, res)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "IMAGE\tID\tSIZE\tBUILD")
+	for _, img := range imgs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.1fs\n", img.Ref, shortID(img.ID), humanBytes(img.Size), img.Duration.Seconds())
+	}
+	tw.Flush()
+	fmt.Fprintf(e.stderr, "built %d images in %.1fs (they share one %s layer)\n", len(imgs), res.Duration.Seconds(), sharedSize(imgs))
+	return nil
 }
 
 // imageBinary finds or builds the static ladder binary for the images.

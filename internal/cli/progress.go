@@ -91,9 +91,10 @@ func (r *reporter) event(ev upgrade.Event) {
 	switch ev.Type {
 	case upgrade.EventStepStart:
 		r.mu.Lock()
-		r.current = strings.TrimPrefix(ev.Step, "hop/")
+		r.current = describeStep(ev.Step)
 		r.mu.Unlock()
-		if strings.HasSuffix(ev.Step, "/replace") || strings.HasSuffix(ev.Step, "/migrate") || strings.HasSuffix(ev.Step, "/backup") {
+		switch ref, _ := upgrade.ParseStep(ev.Step); ref.Name {
+		case upgrade.StepReplace, upgrade.StepMigrate, upgrade.StepBackup:
 			r.line("INFO", "%s", describeStep(ev.Step))
 		}
 	case upgrade.EventStepDone, upgrade.EventStepSkip:
@@ -133,9 +134,21 @@ func (r *reporter) close() {
 
 // describeStep turns a step ID into words: "2.1.4->2.2.5: replace replica-2".
 func describeStep(step string) string {
-	parts := strings.Split(strings.TrimPrefix(step, "hop/"), "/")
-	if len(parts) >= 4 && parts[1] == "roll" {
-		return fmt.Sprintf("%s: %s %s", parts[0], parts[3], parts[2])
+	ref, err := upgrade.ParseStep(step)
+	if err != nil {
+		return step
 	}
-	return strings.Join(parts, ": ")
+	what := ref.Name
+	switch {
+	case ref.Name == upgrade.StepRemediate && ref.Action != "":
+		what = fmt.Sprintf("remediation round %d: %s %s", ref.Round, ref.Action, ref.Replica)
+	case ref.Name == upgrade.StepRemediate:
+		what = fmt.Sprintf("remediation round %d", ref.Round)
+	case ref.Replica != "":
+		what += " " + ref.Replica
+	}
+	if ref.Hop == "" {
+		return strings.TrimSpace(what)
+	}
+	return ref.Hop + ": " + strings.TrimSpace(what)
 }

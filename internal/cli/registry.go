@@ -16,7 +16,6 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
-	"github.com/ladder-dev/ladder/driver"
 	"github.com/ladder-dev/ladder/registry"
 )
 
@@ -142,7 +141,7 @@ store member). Logs go to stderr.`,
 				case errors.Is(err, registry.ErrInvalid):
 					return withCode(ExitUsage, err)
 				case errors.Is(err, syscall.EADDRINUSE):
-					return withCode(driver.ExitAddrInUse, err)
+					return withCode(registry.ExitAddrInUse, err)
 				}
 				return err
 			}

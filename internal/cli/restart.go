@@ -51,7 +51,11 @@ func rollingRestart(e *env, cluster string, uf upgradeFlags, asJSON bool) error 
 	if err != nil {
 		return err
 	}
-	d, _, err := openCluster(cluster)
+	d, rec, err := openCluster(cluster)
+	if err != nil {
+		return err
+	}
+	app, err := appOf(rec)
 	if err != nil {
 		return err
 	}
@@ -64,7 +68,7 @@ func rollingRestart(e *env, cluster string, uf upgradeFlags, asJSON bool) error 
 		return err
 	}
 	rep := newReporter(e, asJSON, 0)
-	eng := &upgrade.Engine{Driver: d, App: registryApp{cluster: cluster}, Journal: j,
+	eng := &upgrade.Engine{Driver: d, App: app, Journal: j,
 		Log: rep.logger(logLevels["off"]), OnEvent: rep.event, Options: opts}
 	start := time.Now()
 	err = eng.RollingRestart(e.ctx)

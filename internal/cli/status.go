@@ -9,12 +9,11 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ladder-dev/ladder/driver"
 	"github.com/ladder-dev/ladder/upgrade"
 )
 
 type statusJSON struct {
-	driver.Status
+	upgrade.Status
 	Upgrade upgrade.Summary `json:"upgrade"`
 }
 

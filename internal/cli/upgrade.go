@@ -17,6 +17,7 @@ import (
 
 	"github.com/ladder-dev/ladder/catalog"
 	"github.com/ladder-dev/ladder/driver"
+	"github.com/ladder-dev/ladder/internal/home"
 	"github.com/ladder-dev/ladder/journal"
 	"github.com/ladder-dev/ladder/plan"
 	"github.com/ladder-dev/ladder/policy"
@@ -71,11 +72,11 @@ func (f *upgradeFlags) options(cluster string) (upgrade.Options, error) {
 
 // openJournal opens the cluster's upgrade journal.
 func openJournal(cluster string) (*journal.Journal, error) {
-	home, err := driver.Home()
+	root, err := home.Dir()
 	if err != nil {
 		return nil, err
 	}
-	return journal.Open(filepath.Join(driver.ClusterDir(home, cluster), "journal"))
+	return journal.Open(filepath.Join(home.ClusterDir(root, cluster), "journal"))
 }
 
 func newUpgradeCmd(e *env) *cobra.Command {
@@ -179,12 +180,12 @@ mandatory refusals (downgrades, skips) cannot be forced.`,
 					return err
 				}
 			}
-			password, err := adminPassword(rec)
+			app, err := appOf(rec)
 			if err != nil {
 				return err
 			}
 			rep := newReporter(e, out.json(), len(steps))
-			eng := &upgrade.Engine{Driver: d, App: registryApp{cluster: cf.name, password: password}, Journal: j,
+			eng := &upgrade.Engine{Driver: d, App: app, Journal: j,
 				Log: rep.logger(lvl), OnEvent: rep.event, Options: opts}
 			start := time.Now()
 			err = eng.Run(e.ctx, p)
@@ -212,7 +213,7 @@ var logLevels = map[string]slog.Level{"off": slog.LevelError + 4, "debug": slog.
 // upgradePlan decides what to run: the unfinished upgrade of the journal
 // when it has the same target, otherwise a new plan from the version the
 // cluster runs, checked against policy.
-func upgradePlan(e *env, d driver.Driver, st driver.Status, j *journal.Journal, target *semver.Version, force, prerel bool) (plan.Plan, error) {
+func upgradePlan(e *env, d driver.Driver, st upgrade.Status, j *journal.Journal, target *semver.Version, force, prerel bool) (plan.Plan, error) {
 	unfinished, ok, err := upgrade.Unfinished(j)
 	if err != nil {
 		return plan.Plan{}, err
@@ -224,7 +225,7 @@ func upgradePlan(e *env, d driver.Driver, st driver.Status, j *journal.Journal, 
 		}
 		return unfinished, nil
 	}
-	if st.Version == driver.VersionMixed || st.Version == "" {
+	if st.Version == upgrade.VersionMixed || st.Version == "" {
 		reps, _ := d.Replicas(e.ctx)
 		var vs []string
 		for _, r := range reps {

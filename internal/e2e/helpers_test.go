@@ -12,8 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ladder-dev/ladder/driver"
+	"github.com/ladder-dev/ladder/internal/home"
 	"github.com/ladder-dev/ladder/internal/testbin"
+	"github.com/ladder-dev/ladder/service"
 	"github.com/ladder-dev/ladder/upgrade"
 )
 
@@ -84,9 +85,9 @@ func (e *env) createCluster(name, version string) {
 	})
 }
 
-func (e *env) status(name string) driver.Status {
+func (e *env) status(name string) upgrade.Status {
 	e.t.Helper()
-	var st driver.Status
+	var st upgrade.Status
 	if err := json.Unmarshal([]byte(e.must("cluster", "status", "--cluster", name, "-o", "json")), &st); err != nil {
 		e.t.Fatal(err)
 	}
@@ -95,15 +96,15 @@ func (e *env) status(name string) driver.Status {
 
 func (e *env) password(name string) string {
 	e.t.Helper()
-	rec, err := driver.ReadRecord(e.home, name)
+	rec, err := home.ReadRecord(e.home, name)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	b, err := os.ReadFile(rec.AdminPasswordFile)
+	pw, err := rec.Secret(service.AdminPasswordSecret)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return strings.TrimSpace(string(b))
+	return pw
 }
 
 // upgradeRun is a `ladder upgrade -o json` process whose events are read

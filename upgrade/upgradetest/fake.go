@@ -353,13 +353,13 @@ func (c *Cluster) tick() {
 	c.electLeader()
 }
 
-func (c *Cluster) status() driver.Status {
-	st := driver.Status{Cluster: c.name, SchemaVersion: c.schema}
+func (c *Cluster) status() upgrade.Status {
+	st := upgrade.Status{Cluster: c.name, SchemaVersion: c.schema}
 	versions := map[string]bool{}
 	settled := true
 	for _, r := range c.reps {
 		versions[r.version] = true
-		rs := driver.ReplicaStatus{ID: r.id, URL: "fake://" + r.id}
+		rs := upgrade.ReplicaStatus{ID: r.id, URL: "fake://" + r.id}
 		switch {
 		case r.frozen:
 			rs.Error = "does not answer within 2s (frozen or overloaded?)"
@@ -376,12 +376,12 @@ func (c *Cluster) status() driver.Status {
 		}
 		st.Replicas = append(st.Replicas, rs)
 	}
-	st.Version = driver.VersionMixed
+	st.Version = upgrade.VersionMixed
 	if len(versions) == 1 {
 		st.Version = c.reps[0].version
 	}
 	for t, tb := range Tables {
-		ts := driver.TableStatus{DB: tb.DB, Name: tb.Name, Revision: c.revision[t], Applied: map[string]int64{}, Lagging: []string{}}
+		ts := upgrade.TableStatus{DB: tb.DB, Name: tb.Name, Revision: c.revision[t], Applied: map[string]int64{}, Lagging: []string{}}
 		for _, r := range c.reps {
 			if !r.answering() {
 				ts.Lagging = append(ts.Lagging, r.id)
@@ -551,9 +551,9 @@ func (c *Cluster) Thaw(ctx context.Context, id string) error {
 type App struct{ c *Cluster }
 
 // Status probes the cluster; each call is one tick of the simulation.
-func (a *App) Status(ctx context.Context, replicas []driver.Replica) (driver.Status, error) {
+func (a *App) Status(ctx context.Context, replicas []driver.Replica) (upgrade.Status, error) {
 	if err := a.c.check(ctx, OpStatus); err != nil {
-		return driver.Status{}, err
+		return upgrade.Status{}, err
 	}
 	a.c.mu.Lock()
 	defer a.c.mu.Unlock()
