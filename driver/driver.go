@@ -20,6 +20,9 @@ type Replica struct {
 	// Running reports whether the process or container is alive, as the
 	// driver can tell without asking the replica itself.
 	Running bool `json:"running"`
+	// Paused reports that the process or container is stopped dead
+	// (SIGSTOP, docker pause): alive, and doing nothing.
+	Paused bool `json:"paused,omitempty"`
 }
 
 // Job is a one-off command run with a release's artifact against the
@@ -61,6 +64,12 @@ type ArtifactChecker interface {
 type Freezer interface {
 	Freeze(ctx context.Context, id string) error
 	Thaw(ctx context.Context, id string) error
+}
+
+// LogTailer is implemented by drivers that can show the last lines a
+// replica logged, for errors that say why it stopped.
+type LogTailer interface {
+	LogTail(ctx context.Context, id string, lines int) string
 }
 
 // Spec describes a cluster to create.

@@ -53,6 +53,12 @@ type ReplicaHealth struct {
 	Voter        bool   `json:"voter"`
 	MemberID     string `json:"member_id,omitempty"`
 	AppliedIndex uint64 `json:"applied_index"`
+	// Unresponsive: every request to the replica timed out (it accepts
+	// connections, or the network swallows them, but nothing answers).
+	Unresponsive bool `json:"unresponsive,omitempty"`
+	// Silent: the raft leader reports it has not heard from the replica's
+	// store member lately (see PeerReport). False when no leader reports.
+	Silent bool `json:"silent,omitempty"`
 	// Error says in one phrase, read after the replica's id, why it is not
 	// fully up ("does not answer within 2s").
 	Error string `json:"error,omitempty"`
@@ -119,31 +125,39 @@ const (
 
 var endpointNames = [3]string{"status", "health", "ui"}
 
-// diagnose says in one phrase, to be read after the replica's name, why it
-// is not fully up: it does not answer in time, refuses connections, is
-// starting, or which endpoint failed how.
-func (res probeResult) diagnose() string {
-	var failed []error
-	timeouts, refused := 0, 0
+// timeouts counts the requests that failed because they timed out, and
+// all that failed.
+func (res probeResult) timeouts() (timedOut, failed int) {
 	for _, err := range res.errs {
 		if err == nil {
 			continue
 		}
-		failed = append(failed, err)
+		failed++
 		var ne net.Error
-		switch {
-		case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
-			timeouts++
-		case errors.Is(err, syscall.ECONNREFUSED):
+		if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+			timedOut++
+		}
+	}
+	return timedOut, failed
+}
+
+// diagnose says in one phrase, to be read after the replica's name, why it
+// is not fully up: it does not answer in time, refuses connections, is
+// starting, or which endpoint failed how.
+func (res probeResult) diagnose() string {
+	timeouts, failed := res.timeouts()
+	refused := 0
+	for _, err := range res.errs {
+		if errors.Is(err, syscall.ECONNREFUSED) {
 			refused++
 		}
 	}
 	switch {
-	case len(failed) == 0:
+	case failed == 0:
 		return ""
-	case timeouts == len(failed):
-		return fmt.Sprintf("does not answer within %s (frozen or overloaded?)", probeTimeout)
-	case refused == len(failed):
+	case timeouts == failed:
+		return fmt.Sprintf("does not answer within %s", probeTimeout)
+	case refused == failed:
 		return "refuses connections (not running, or not listening yet)"
 	case res.status != nil && res.status.Error != "":
 		return "is starting: " + res.status.Error
@@ -246,6 +260,9 @@ func summarize(cluster string, replicas []Member, results []probeResult) Cluster
 				acc.applied[rep.ID] = t.LocalRevision
 			}
 		}
+		if timedOut, failed := res.timeouts(); failed == len(res.errs) && timedOut == failed {
+			rs.Unresponsive = true
+		}
 		if !(res.healthy && res.ui && res.status != nil) {
 			rs.Error = res.diagnose()
 			if rs.Error == "" && res.status != nil && res.status.Error != "" {
@@ -255,6 +272,7 @@ func summarize(cluster string, replicas []Member, results []probeResult) Cluster
 		versions[rs.Version] = true
 		st.Replicas = append(st.Replicas, rs)
 	}
+	markSilent(&st, results)
 	switch len(versions) {
 	case 0:
 	case 1:
@@ -292,6 +310,24 @@ func summarize(cluster string, replicas []Member, results []probeResult) Cluster
 	}
 	st.Store.Settled = settled
 	return st
+}
+
+// markSilent marks the replicas the leader reports it has not heard from.
+func markSilent(st *ClusterReport, results []probeResult) {
+	active := map[string]bool{}
+	for _, res := range results {
+		if res.status == nil || !res.status.IsLeader {
+			continue
+		}
+		for _, p := range res.status.Peers {
+			active[p.Name] = p.Active
+		}
+	}
+	for i, rs := range st.Replicas {
+		if a, reported := active[rs.ID]; reported && !a {
+			st.Replicas[i].Silent = true
+		}
+	}
 }
 
 // getJSON GETs url into v and returns the status code. A status other than

@@ -38,7 +38,10 @@ type StatusReport struct {
 	ClientURL      string       `json:"client_url"`
 	PeerURL        string       `json:"peer_url"`
 	Tables         []TableState `json:"tables"`
-	Error          string       `json:"error,omitempty"`
+	// Peers is the raft leader's view of the other members; only the
+	// leader reports it.
+	Peers []PeerReport `json:"peers,omitempty"`
+	Error string       `json:"error,omitempty"`
 }
 
 // TableState is one table as a replica sees it.
@@ -153,6 +156,9 @@ func (r *Replica) Status(ctx context.Context) StatusReport {
 	}
 	if l := srv.Leader(); l != 0 {
 		rep.LeaderID = l.String()
+	}
+	if rep.IsLeader {
+		rep.Peers = r.peers()
 	}
 	rep.Error = r.healthy()
 	cli := r.cli.Load()

@@ -153,7 +153,8 @@ func (a RegistryApp) Status(ctx context.Context, replicas []driver.Replica) (upg
 	}
 	for i, r := range rep.Replicas {
 		st.Replicas[i] = upgrade.ReplicaStatus{ID: r.ID, Version: r.Version, Healthy: r.Healthy, UI: r.UI, URL: r.URL,
-			Leader: r.Leader, Voter: r.Voter, MemberID: r.MemberID, AppliedIndex: r.AppliedIndex, PID: replicas[i].PID, Error: r.Error}
+			Leader: r.Leader, Voter: r.Voter, MemberID: r.MemberID, AppliedIndex: r.AppliedIndex, PID: replicas[i].PID, Error: r.Error,
+			Unresponsive: r.Unresponsive, Silent: r.Silent}
 	}
 	st.Store.Settled = rep.Store.Settled
 	for _, t := range rep.Store.Tables {

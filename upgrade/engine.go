@@ -54,13 +54,16 @@ type runner struct {
 	target string     // for hints
 	rounds int        // remediation rounds used
 	timer  *stepTimer // the running step's; nil outside steps
+	// up marks the replicas seen healthy since the engine last started
+	// them: one of them going silent is a fault, not a start.
+	up map[string]bool
 }
 
 func newRunner(drv driver.Driver, app App, j *journal.Journal, log *slog.Logger, onEvent func(Event), opts Options) *runner {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &runner{drv: drv, app: app, j: j, log: log, onEvent: onEvent, opts: opts.withDefaults()}
+	return &runner{drv: drv, app: app, j: j, log: log, onEvent: onEvent, opts: opts.withDefaults(), up: map[string]bool{}}
 }
 
 func (r *runner) emit(ev Event) {
@@ -250,7 +253,7 @@ func (r *runner) hint(err error) string {
 		return "the cluster was still catching up: " + resume + " to continue (raise --max-wait for large stores)"
 	case errors.Is(err, ErrStepTimeout):
 		return "the step ran out of time: " + resume + " to continue"
-	case errors.Is(err, context.Canceled):
+	case errors.Is(err, context.Canceled), errors.Is(err, ErrInterrupted):
 		return "interrupted: " + resume + " to continue where it stopped"
 	case errors.Is(err, driver.ErrNoArtifact):
 		return "make the release's artifact available (build or load it), then " + resume
@@ -258,6 +261,24 @@ func (r *runner) hint(err error) string {
 		return "the cluster is not in a state this plan can start from; check `ladder status --cluster " + cluster + "`"
 	}
 	return "fix the cause, then " + resume + " to continue from this step"
+}
+
+// actionContext is the context of an action that changes the cluster:
+// it keeps ctx's values but not its end, which only stops waits; it ends
+// with Options.Abort, or when the step's time is up.
+func (r *runner) actionContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	actx, cancel := context.WithTimeoutCause(context.WithoutCancel(ctx), r.opts.StepTimeout,
+		fmt.Errorf("%w: %s ran longer than %s", ErrStepTimeout, StepFromContext(ctx), r.opts.StepTimeout))
+	if r.opts.Abort == nil {
+		return actx, cancel
+	}
+	actx, cancelCause := context.WithCancelCause(actx)
+	stop := context.AfterFunc(r.opts.Abort, func() { cancelCause(context.Cause(r.opts.Abort)) })
+	return actx, func() {
+		stop()
+		cancelCause(nil)
+		cancel()
+	}
 }
 
 type stepKey struct{}

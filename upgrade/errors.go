@@ -25,6 +25,9 @@ var (
 	// ErrSchemaMismatch means the stored schema is not the one the hop's
 	// migration should have produced.
 	ErrSchemaMismatch = errors.New("store schema not as expected")
+	// ErrInterrupted is the cause a person's interruption (Ctrl-C,
+	// SIGTERM) gives the contexts it ends.
+	ErrInterrupted = errors.New("interrupted")
 	// ErrBadJournal means the journal's plan record cannot be read.
 	ErrBadJournal = errors.New("unreadable upgrade journal")
 )
@@ -54,13 +57,23 @@ type StallError struct {
 	// Reason is the diagnosis when it is not a table gap: "not answering:
 	// <error>", "UI not answering", "is not a voting member", ...
 	Reason string
-	// For is how long nothing moved.
+	// Fault: the replica is down for a reason no wait cures (its process
+	// exited, it is frozen, or it does not answer and the store's leader
+	// has not heard from it), named as soon as seen rather than after
+	// StallAfter without progress.
+	Fault bool
+	// Log holds the last lines the replica logged, when its process
+	// exited and the driver can tell.
+	Log string
+	// For is how long nothing moved (not set for a Fault).
 	For time.Duration
 }
 
 func (e *StallError) Error() string {
 	tail := " (no progress for " + roundDuration(e.For) + ")"
 	switch {
+	case e.Fault:
+		return e.Replica + " " + e.Reason
 	case e.Table != "":
 		return fmt.Sprintf("%s stalled on table %s/%s: applied %d of %d%s",
 			e.Replica, e.DB, e.Table, e.Applied, e.Revision, tail)

@@ -151,7 +151,9 @@ func (u *upgradeRun) backup(ctx context.Context, h plan.Hop) (map[string]any, er
 	tmp := f.Name()
 	defer os.Remove(tmp) // after a successful rename, a no-op
 	cw := &countWriter{w: f}
-	err = u.app.Backup(ctx, via, cw)
+	actx, done := u.actionContext(ctx)
+	err = u.app.Backup(actx, via, cw)
+	done()
 	if err == nil {
 		err = f.Sync()
 	}
@@ -260,7 +262,10 @@ func (u *upgradeRun) replace(ctx context.Context, h plan.Hop, id string) (map[st
 		return map[string]any{"replaced": false}, nil
 	}
 	defer u.timer.since(CategoryRestart, time.Now())
-	if err := u.drv.Replace(ctx, id, h.To.String()); err != nil {
+	actx, done := u.actionContext(ctx)
+	defer done()
+	delete(u.up, id)
+	if err := u.drv.Replace(actx, id, h.To.String()); err != nil {
 		return nil, fmt.Errorf("replace %s with %s: %w", id, h.To, err)
 	}
 	return map[string]any{"replaced": true, "from": rep.Version, "to": h.To.String()}, nil
@@ -294,7 +299,9 @@ func (u *upgradeRun) migrate(ctx context.Context, h plan.Hop) (map[string]any, e
 	} else {
 		start := time.Now()
 		job := u.app.MigrateJob(h.ToSchema)
-		output, err := u.drv.RunJob(ctx, h.To.String(), job)
+		actx, done := u.actionContext(ctx)
+		output, err := u.drv.RunJob(actx, h.To.String(), job)
+		done()
 		u.timer.since(CategoryMigration, start)
 		if err != nil {
 			return nil, fmt.Errorf("run migration job of %s to schema %d: %w%s", h.To, h.ToSchema, err, tail(output))

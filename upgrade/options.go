@@ -1,6 +1,7 @@
 package upgrade
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"time"
@@ -36,6 +37,13 @@ type Options struct {
 	// RestartCommand is the command that restarts the replicas one at a
 	// time, used in hints (default "ladder restart --cluster NAME --rolling").
 	RestartCommand string
+	// Abort cuts actions short. An action (a replica's replace or restart,
+	// a job, a backup) does not end when Run's context does, a first
+	// Ctrl-C: it finishes, its step is journaled, and Run stops before
+	// the next step, so the cluster is where the journal says. It ends
+	// when Abort does, a second Ctrl-C. Nil: actions always finish (or
+	// time out with their step).
+	Abort context.Context
 	// Knobs are testing hooks.
 	Knobs Knobs
 }

@@ -79,10 +79,14 @@ func (r *runner) remediate(ctx context.Context, hop, step string, stall *StallEr
 // restartOne restarts replica id and waits until it answers again.
 func (r *runner) restartOne(ctx context.Context, step, id string) error {
 	start := time.Now()
-	if err := r.drv.Restart(withStep(ctx, step), id); err != nil {
+	actx, done := r.actionContext(withStep(ctx, step))
+	delete(r.up, id)
+	err := r.drv.Restart(actx, id)
+	done()
+	if err != nil {
 		return fmt.Errorf("restart %s: %w", id, err)
 	}
-	_, err := r.wait(withStep(ctx, step), step, replicaGate(id, nil))
+	_, err = r.wait(withStep(ctx, step), step, replicaGate(id, nil))
 	r.timer.since(CategoryRestart, start)
 	return err
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ladder-dev/ladder/journal"
 	"github.com/ladder-dev/ladder/upgrade"
@@ -78,8 +79,10 @@ func TestFrozenReplicaRemediated(t *testing.T) {
 	assertJournal(t, dir)
 
 	stalls := rec.ofType(upgrade.EventStall)
-	if len(stalls) != 1 || stalls[0].Replica != "replica-2" || !strings.Contains(stalls[0].Message, "replica-2 does not answer") {
-		t.Fatalf("stall events = %+v, want one naming replica-2", stalls)
+	// Named as a fault, from one probe: not after StallAfter without progress.
+	if len(stalls) != 1 || stalls[0].Replica != "replica-2" || !strings.Contains(stalls[0].Message, "replica-2 answers nothing") ||
+		strings.Contains(stalls[0].Message, "no progress") {
+		t.Fatalf("stall events = %+v, want one naming replica-2 as frozen", stalls)
 	}
 	if c.Restarts("replica-2") != 5 {
 		t.Errorf("replica-2 started %d times, want 4 hops + 1 remediation", c.Restarts("replica-2"))
@@ -213,5 +216,64 @@ func TestStuckReplica(t *testing.T) {
 				t.Errorf("%d remediation rounds, want %d", starts, tt.rounds)
 			}
 		})
+	}
+}
+
+// TestKilledReplicaNamedAndRestarted: a follower's process dies while the
+// engine waits for the store to settle; the wait names it at once, with
+// what it logged last, and remediation starts it again.
+func TestKilledReplicaNamedAndRestarted(t *testing.T) {
+	c := upgradetest.New("test", source, 3)
+	dir := t.TempDir()
+	p := makePlan(t, source, target)
+	opts := stallOptions()
+	opts.StallAfter = time.Hour // a fault must not need it
+	opts.MaxWait = 2 * time.Hour
+	step := upgrade.RollStep(p.Hops[0], "replica-2", upgrade.StepReplace).String()
+	killed := false
+	opts.Knobs.BeforeAct = func(s string) error {
+		if s == step && !killed {
+			killed = true
+			c.Kill("replica-3")
+		}
+		return nil
+	}
+	e, rec := engine(t, c, dir, opts)
+	if err := e.Run(context.Background(), p); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	assertUpgraded(t, c)
+	stalls := rec.ofType(upgrade.EventStall)
+	if len(stalls) != 1 || stalls[0].Replica != "replica-3" || !strings.Contains(stalls[0].Message, "replica-3 is not running") {
+		t.Fatalf("stall events = %+v, want one naming replica-3 as not running", stalls)
+	}
+	rems := rec.ofType(upgrade.EventRemediation)
+	if len(rems) == 0 || rems[0].Replica != "replica-3" {
+		t.Errorf("remediation events = %+v, want a restart of replica-3", rems)
+	}
+}
+
+// TestKilledReplicaStopsWithItsLog: without remediation, the step fails
+// naming the dead replica, and the error carries its last log lines.
+func TestKilledReplicaStopsWithItsLog(t *testing.T) {
+	c := upgradetest.New("test", source, 3)
+	dir := t.TempDir()
+	p := makePlan(t, source, target)
+	opts := stallOptions()
+	opts.Remediate = false
+	opts.StallAfter = time.Hour
+	opts.MaxWait = 2 * time.Hour
+	step := upgrade.HopStep(p.Hops[0], upgrade.StepPreflight).String()
+	opts.Knobs.BeforeAct = func(s string) error {
+		if s == step {
+			c.Kill("replica-1")
+		}
+		return nil
+	}
+	e, _ := engine(t, c, dir, opts)
+	err := e.Run(context.Background(), p)
+	var stall *upgrade.StallError
+	if !errors.As(err, &stall) || stall.Replica != "replica-1" || !stall.Fault || !strings.Contains(stall.Log, "killed") {
+		t.Fatalf("run: %v (stall %+v), want a fault on replica-1 with its log", err, stall)
 	}
 }

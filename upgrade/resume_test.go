@@ -248,3 +248,77 @@ func TestInterruptedRunResumes(t *testing.T) {
 	assertUpgraded(t, c)
 	assertJournal(t, dir)
 }
+
+// TestInterruptFinishesTheAction: Ctrl-C while a replica is being replaced
+// lets the replace finish and journal, then stops before the next step;
+// the journal and the cluster agree, and the same run resumes.
+func TestInterruptFinishesTheAction(t *testing.T) {
+	c := upgradetest.New("test", source, 3)
+	dir := t.TempDir()
+	p := makePlan(t, source, target)
+	replace := upgrade.RollStep(p.Hops[0], "replica-2", upgrade.StepReplace).String()
+	wait := upgrade.RollStep(p.Hops[0], "replica-2", upgrade.StepWait).String()
+	ctx, cancel := context.WithCancelCause(context.Background())
+	opts := fastOptions()
+	opts.Knobs.AfterAct = func(s string) error {
+		if s == replace {
+			cancel(upgrade.ErrInterrupted) // Ctrl-C while the replace ran
+		}
+		return nil
+	}
+	e, _ := engine(t, c, dir, opts)
+	err := e.Run(ctx, p)
+	var se *upgrade.StepError
+	if !errors.As(err, &se) || se.Step != wait || !errors.Is(err, upgrade.ErrInterrupted) {
+		t.Fatalf("run: %v, want an interruption before %s", err, wait)
+	}
+	j, _ := journal.Open(dir)
+	if st := j.State(); !st.IsDone(replace) || st.IsPending(wait) {
+		t.Errorf("journal: replace done %v, wait pending %v; want the replace done and the wait not begun", st.IsDone(replace), st.IsPending(wait))
+	}
+	if v := c.Versions()["replica-2"]; v != p.Hops[0].To.String() {
+		t.Errorf("replica-2 runs %s after its replace finished, want %s", v, p.Hops[0].To)
+	}
+	e2, _ := engine(t, c, dir, fastOptions())
+	if err := e2.Run(context.Background(), p); err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	assertUpgraded(t, c)
+	assertJournal(t, dir)
+}
+
+// TestAbortCutsTheActionShort: a second Ctrl-C (Options.Abort) ends an
+// action that hangs; the step's failure is journaled and the run resumes.
+func TestAbortCutsTheActionShort(t *testing.T) {
+	c := upgradetest.New("test", source, 3)
+	dir := t.TempDir()
+	p := makePlan(t, source, target)
+	replace := upgrade.RollStep(p.Hops[0], "replica-1", upgrade.StepReplace).String()
+	c.HangAt(replace, upgradetest.OpReplace, 1)
+	abort, abortNow := context.WithCancelCause(context.Background())
+	opts := fastOptions()
+	opts.Abort = abort
+	e, _ := engine(t, c, dir, opts)
+	e.OnEvent = func(ev upgrade.Event) {
+		if ev.Type == upgrade.EventStepStart && ev.Step == replace {
+			abortNow(upgrade.ErrInterrupted)
+		}
+	}
+	err := e.Run(context.Background(), p)
+	var se *upgrade.StepError
+	if !errors.As(err, &se) || se.Step != replace || !errors.Is(err, upgrade.ErrInterrupted) {
+		t.Fatalf("run: %v, want the aborted replace", err)
+	}
+	j, _ := journal.Open(dir)
+	if st := j.State(); st.Failed[replace].Seq == 0 {
+		t.Errorf("the aborted step's failure is not journaled")
+	}
+	if v := c.Versions()["replica-1"]; v != source {
+		t.Errorf("replica-1 runs %s after an aborted replace, want %s", v, source)
+	}
+	e2, _ := engine(t, c, dir, fastOptions())
+	if err := e2.Run(context.Background(), p); err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	assertUpgraded(t, c)
+}

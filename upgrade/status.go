@@ -36,7 +36,12 @@ type ReplicaStatus struct {
 	Voter        bool   `json:"voter"`
 	MemberID     string `json:"member_id,omitempty"`
 	AppliedIndex uint64 `json:"applied_index"`
-	PID          int    `json:"pid,omitempty"`
+	// Unresponsive: every request to the replica timed out.
+	Unresponsive bool `json:"unresponsive,omitempty"`
+	// Silent: the store's leader reports it has not heard from the
+	// replica lately (within about a second); false when no leader says.
+	Silent bool `json:"silent,omitempty"`
+	PID    int  `json:"pid,omitempty"`
 	// Error says why the replica could not be asked, if it could not.
 	Error string `json:"error,omitempty"`
 }

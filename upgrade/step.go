@@ -22,6 +22,12 @@ func (u *upgradeRun) step(ctx context.Context, ref StepRef, act stepAct) error {
 		u.emit(Event{Type: EventStepSkip, Step: id, Message: "done at " + rec.Time.Format(time.RFC3339)})
 		return nil
 	}
+	if ctx.Err() != nil {
+		// Interrupted between steps: this one has not begun.
+		err := &StepError{Step: id, Err: fmt.Errorf("not started: %w", context.Cause(ctx)), Hint: u.hint(context.Cause(ctx))}
+		u.emit(Event{Type: EventFailed, Step: id, Message: err.Error(), Fields: map[string]any{"hint": err.Hint, "started": false}})
+		return err
+	}
 	_, repeat := u.state.Pending[id]
 	if err := u.recordIntent(id, repeat); err != nil {
 		return err

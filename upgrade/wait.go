@@ -138,6 +138,9 @@ type snapshot struct {
 }
 
 type replicaMark struct {
+	// answering: the replica answered its status request (it may still be
+	// starting); a process that has only just started does not yet.
+	answering          bool
 	healthy, ui, voter bool
 	index              uint64
 	applied            map[string]int64 // db/table → applied
@@ -147,8 +150,8 @@ type replicaMark struct {
 func snapshotOf(st Status) snapshot {
 	s := snapshot{replicas: map[string]replicaMark{}}
 	for _, rs := range st.Replicas {
-		s.replicas[rs.ID] = replicaMark{healthy: rs.Healthy, ui: rs.UI, voter: rs.Voter, index: rs.AppliedIndex,
-			applied: map[string]int64{}, fine: rs.Problem() == ""}
+		s.replicas[rs.ID] = replicaMark{answering: rs.MemberID != "", healthy: rs.Healthy, ui: rs.UI, voter: rs.Voter,
+			index: rs.AppliedIndex, applied: map[string]int64{}, fine: rs.Problem() == ""}
 	}
 	for _, t := range st.Store.Tables {
 		key := t.DB + "/" + t.Name
@@ -173,8 +176,8 @@ func snapshotOf(st Status) snapshot {
 }
 
 // progressSince reports whether a replica that was behind in prev moved:
-// became healthy, answered its UI, became a voter, applied more; or fewer
-// replicas are behind.
+// began to answer, became healthy, answered its UI, became a voter, applied
+// more; or fewer replicas are behind.
 func (s snapshot) progressSince(prev snapshot) bool {
 	if s.behind < prev.behind {
 		return true
@@ -184,7 +187,7 @@ func (s snapshot) progressSince(prev snapshot) bool {
 		if !ok || p.fine {
 			continue
 		}
-		if (m.healthy && !p.healthy) || (m.ui && !p.ui) || (m.voter && !p.voter) || m.index > p.index {
+		if (m.answering && !p.answering) || (m.healthy && !p.healthy) || (m.ui && !p.ui) || (m.voter && !p.voter) || m.index > p.index {
 			return true
 		}
 		for k, a := range m.applied {
@@ -194,6 +197,45 @@ func (s snapshot) progressSince(prev snapshot) bool {
 		}
 	}
 	return false
+}
+
+// fault names a replica that is down for a reason no wait cures, seen in
+// one probe: the driver says its process is gone or stopped dead; or the
+// store's leader reports it has not heard from it while it answers
+// nothing, or fails, having been up since the engine last started it. A
+// replica that refuses connections, or answers slowly while the leader
+// hears from it, is not a fault: it may be starting or busy, and the
+// progress-aware wait judges it. up says which replicas have been healthy
+// since the engine last started them.
+func fault(st Status, reps []driver.Replica, up map[string]bool) (id, why string) {
+	if id, why := driverFault(reps); id != "" {
+		return id, why
+	}
+	for _, r := range reps {
+		rs, ok := st.Replica(r.ID)
+		switch {
+		case !ok || !rs.Silent:
+		case rs.Unresponsive:
+			return r.ID, "answers nothing and the store's leader has not heard from it (frozen or cut off)"
+		case !rs.Healthy && up[r.ID]:
+			return r.ID, "went down and the store's leader has not heard from it (cut off?): " + rs.Problem()
+		}
+	}
+	return "", ""
+}
+
+// driverFault is the part of fault the driver sees on its own: a replica
+// whose process is gone or stopped dead.
+func driverFault(reps []driver.Replica) (id, why string) {
+	for _, r := range reps {
+		switch {
+		case !r.Running:
+			return r.ID, "is not running: its process exited"
+		case r.Paused:
+			return r.ID, "is frozen: its process is stopped"
+		}
+	}
+	return "", ""
 }
 
 // diagnose explains a stall from the last status: the replica that fails
@@ -237,6 +279,11 @@ func (r *runner) wait(ctx context.Context, step string, g gate) (Status, error) 
 		var err error
 		reps, err = r.drv.Replicas(ctx)
 		if err == nil {
+			// What the driver sees needs no probe, which a frozen
+			// replica would make wait for its timeout.
+			if id, reason := driverFault(reps); id != "" {
+				return st, r.faultErr(ctx, g, id, reason, reps)
+			}
 			st, err = r.app.Status(ctx, reps)
 		}
 		if ctx.Err() != nil {
@@ -248,9 +295,17 @@ func (r *runner) wait(ctx context.Context, step string, g gate) (Status, error) 
 			lastProgress = time.Now()
 		}
 		if err == nil {
+			for _, rs := range st.Replicas {
+				if rs.Healthy {
+					r.up[rs.ID] = true
+				}
+			}
 			ok, w := g.ok(st, reps)
 			if ok {
 				return st, nil
+			}
+			if id, reason := fault(st, reps, r.up); id != "" {
+				return st, r.faultErr(ctx, g, id, reason, reps)
 			}
 			why = w
 			snap := snapshotOf(st)
@@ -287,6 +342,21 @@ func (r *runner) wait(ctx context.Context, step string, g gate) (Status, error) 
 		case <-t.C:
 		}
 	}
+}
+
+// faultErr is the stall of a faulty replica, with its log's last lines
+// when its process exited and the driver can show them.
+func (r *runner) faultErr(ctx context.Context, g gate, id, reason string, reps []driver.Replica) *StallError {
+	e := &StallError{Gate: g.what, Replica: id, Reason: reason, Fault: true}
+	lt, ok := r.drv.(driver.LogTailer)
+	for _, rep := range reps {
+		if ok && rep.ID == id && !rep.Running {
+			lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			e.Log = lt.LogTail(lctx, id, 10)
+			cancel()
+		}
+	}
+	return e
 }
 
 func (r *runner) waitErr(g gate, cause error, why string) error {

@@ -89,7 +89,7 @@ func (d *Driver) start(ctx context.Context, r replica, ids []string) error {
 	created, err := d.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
 		Name: name,
 		Config: &container.Config{
-			Image:        ImageRef(d.svc.Name(), a.Version),
+			Image:        d.image(a.Version),
 			Hostname:     name,
 			Entrypoint:   []string{"/" + a.Program},
 			Cmd:          d.svc.Command(a, d.placement(r.ID, ids)),

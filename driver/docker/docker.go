@@ -15,7 +15,6 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/ladder-dev/ladder/driver"
-	"github.com/ladder-dev/ladder/internal/home"
 )
 
 // Name is the driver's name in cluster records.
@@ -52,10 +51,13 @@ type Options struct {
 	// StopGrace is how long a replica gets to stop after SIGTERM before
 	// SIGKILL; default 10s.
 	StopGrace time.Duration
-	// StartTimeout bounds the wait for a started replica to answer HTTP;
-	// default 60s.
+	// StartTimeout bounds the wait, when a cluster is created, for its
+	// replicas to answer; default 60s.
 	StartTimeout time.Duration
-	Logger       *slog.Logger
+	// Build is the image build a new cluster runs (see BuildImages);
+	// default: the newest build that holds its release.
+	Build  string
+	Logger *slog.Logger
 }
 
 // Driver is the docker driver, bound to one cluster.
@@ -68,6 +70,8 @@ type Driver struct {
 	opts Options
 	// secrets maps the cluster's secrets to their files on this machine.
 	secrets map[string]string
+	// build is the image build the cluster runs.
+	build string
 	// mu serialises changes to one cluster made through this Driver.
 	mu sync.Mutex
 }
@@ -75,6 +79,7 @@ type Driver struct {
 var _ driver.Driver = (*Driver)(nil)
 var _ driver.Freezer = (*Driver)(nil)
 var _ driver.ArtifactChecker = (*Driver)(nil)
+var _ driver.LogTailer = (*Driver)(nil)
 
 // NewClient returns an engine client configured from the environment
 // (DOCKER_HOST, DOCKER_API_VERSION, ...) that negotiates the API version.
@@ -164,7 +169,7 @@ func (d *Driver) Replicas(ctx context.Context) ([]driver.Replica, error) {
 	out := make([]driver.Replica, 0, len(reps))
 	for _, r := range reps {
 		out = append(out, driver.Replica{ID: r.ID, Version: r.Version, URL: httpURL(r.Port),
-			Container: r.Container, Running: r.running()})
+			Container: r.Container, Running: r.running(), Paused: r.State == container.StatePaused})
 	}
 	return out, nil
 }
@@ -219,8 +224,14 @@ func (d *Driver) artifact(ctx context.Context, version string) (driver.Artifact,
 	if err != nil {
 		return a, err
 	}
-	return a, checkImage(ctx, d.cli, d.svc.Name(), a.Version)
+	return a, checkImage(ctx, d.cli, d.svc.Name(), a.Version, d.build)
 }
+
+// Build is the image build the cluster runs.
+func (d *Driver) Build() string { return d.build }
+
+// image is the reference of release version's image.
+func (d *Driver) image(version string) string { return ImageRef(d.svc.Name(), version, d.build) }
 
 // secretFiles maps the cluster's secrets to their paths in a container.
 func (d *Driver) secretFiles() map[string]string {
@@ -229,13 +240,4 @@ func (d *Driver) secretFiles() map[string]string {
 		out[name] = filepath.Join(secretsPath, name)
 	}
 	return out
-}
-
-// recordSecrets reads the cluster's secrets from its record.
-func recordSecrets(root, name string) (map[string]string, error) {
-	rec, err := home.ReadRecord(root, name)
-	if err != nil {
-		return nil, err
-	}
-	return rec.Secrets, nil
 }

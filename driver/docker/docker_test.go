@@ -50,8 +50,9 @@ func engine(t *testing.T) *client.Client {
 }
 
 var (
-	imagesOnce sync.Once
-	imagesErr  error
+	imagesOnce  sync.Once
+	imagesErr   error
+	imagesBuild string // the build the tests' clusters run
 )
 
 // images builds the release images of the suite and of the fault tests
@@ -66,6 +67,7 @@ func images(t *testing.T, cli *client.Client) {
 		var imgs []docker.Image
 		imgs, imagesErr = docker.BuildImages(ctx, cli, service.Registry{}, bin, append(slices.Clone(drivertest.Versions), faultFrom, faultTo), nil)
 		for _, img := range imgs {
+			imagesBuild = img.Build
 			t.Logf("built %s (%s, %d bytes) in %s", img.Ref, img.ID, img.Size, img.Duration.Round(time.Millisecond))
 		}
 		t.Logf("images built in %s", time.Since(start).Round(time.Millisecond))
@@ -87,7 +89,7 @@ func newCluster(t *testing.T, cli *client.Client, version string, replicas int) 
 	root := t.TempDir()
 	spec := drivertest.Spec(name, version, "")
 	spec.Replicas = replicas
-	d, err := docker.Create(ctx, spec, docker.Options{Home: root, Client: cli, StopGrace: 5 * time.Second})
+	d, err := docker.Create(ctx, spec, docker.Options{Home: root, Client: cli, StopGrace: 5 * time.Second, Build: imagesBuild})
 	if err != nil {
 		t.Fatalf("create cluster %s: %v", name, err)
 	}
@@ -134,7 +136,7 @@ func TestCreateRefusals(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := docker.Create(ctx, tc.spec, docker.Options{Home: root, Client: cli})
+			_, err := docker.Create(ctx, tc.spec, docker.Options{Home: root, Client: cli, Build: imagesBuild})
 			if err == nil {
 				t.Fatal("Create succeeded, want an error")
 			}
@@ -146,7 +148,7 @@ func TestCreateRefusals(t *testing.T) {
 	if _, err := os.Stat(home.ClusterDir(root, "refused")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a refused Create left its folder behind (stat: %v)", err)
 	}
-	if _, err := docker.Open("refused", service.Registry{}, docker.Options{Home: root, Client: cli}); !errors.Is(err, home.ErrNoCluster) {
+	if _, err := docker.Open("refused", service.Registry{}, docker.Options{Home: root, Client: cli, Build: imagesBuild}); !errors.Is(err, home.ErrNoCluster) {
 		t.Errorf("Open of a cluster never created: err = %v, want ErrNoCluster", err)
 	}
 }
@@ -160,18 +162,18 @@ func TestCreateExisting(t *testing.T) {
 	d := newCluster(t, cli, drivertest.From, 1)
 	root := d.Dir()[:len(d.Dir())-len("/clusters/"+d.Cluster())]
 	_, err := docker.Create(context.Background(), driver.Spec{Service: service.Registry{}, Cluster: d.Cluster(), Version: drivertest.From, Replicas: 1},
-		docker.Options{Home: root, Client: cli})
+		docker.Options{Home: root, Client: cli, Build: imagesBuild})
 	if !errors.Is(err, home.ErrClusterExists) {
 		t.Fatalf("Create of an existing cluster: err = %v, want ErrClusterExists", err)
 	}
 	// The folder is gone but the engine still holds the cluster: refused too.
 	other := t.TempDir()
 	_, err = docker.Create(context.Background(), driver.Spec{Service: service.Registry{}, Cluster: d.Cluster(), Version: drivertest.From, Replicas: 1},
-		docker.Options{Home: other, Client: cli})
+		docker.Options{Home: other, Client: cli, Build: imagesBuild})
 	if !errors.Is(err, home.ErrClusterExists) {
 		t.Fatalf("Create over leftovers on the engine: err = %v, want ErrClusterExists", err)
 	}
-	o, err := docker.Open(d.Cluster(), service.Registry{}, docker.Options{Home: root, Client: cli})
+	o, err := docker.Open(d.Cluster(), service.Registry{}, docker.Options{Home: root, Client: cli, Build: imagesBuild})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -255,13 +257,13 @@ func TestReplaceRollsBack(t *testing.T) {
 	}
 }
 
-// brokenImage tags ladder-registry:VERSION as an image without the ladder
-// binary, for the length of the test; an image of that tag that existed
-// before gets its tag back afterwards.
+// brokenImage tags the image of VERSION in the tests' build as an image
+// without the ladder binary, for the length of the test; an image of that
+// tag that existed before gets its tag back afterwards.
 func brokenImage(t *testing.T, cli *client.Client, version string) {
 	t.Helper()
 	ctx := context.Background()
-	ref := docker.ImageRef(service.RegistryName, version)
+	ref := docker.ImageRef(service.RegistryName, version, imagesBuild)
 	prev, err := cli.ImageInspect(ctx, ref)
 	hadPrev := err == nil
 	var buf bytes.Buffer

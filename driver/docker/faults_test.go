@@ -4,10 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,9 +18,6 @@ import (
 	"github.com/ladder-dev/ladder/driver"
 	"github.com/ladder-dev/ladder/driver/docker"
 	"github.com/ladder-dev/ladder/driver/drivertest"
-	"github.com/ladder-dev/ladder/journal"
-	"github.com/ladder-dev/ladder/plan"
-	"github.com/ladder-dev/ladder/policy"
 	"github.com/ladder-dev/ladder/registry"
 	"github.com/ladder-dev/ladder/service"
 	"github.com/ladder-dev/ladder/upgrade"
@@ -103,117 +98,6 @@ func TestFaultRecovery(t *testing.T) {
 			assertSameStats(t, ctx, d)
 		})
 	}
-}
-
-// TestFaultDuringUpgrade runs an upgrade with a migration and hurts a
-// replica other than the one being rolled, once, as the roll of the second
-// replica begins. Paused and killed replicas are left to the engine's
-// remediation; a partition heals by itself a few seconds later. The
-// upgrade must finish with every replica on the target, the store settled
-// and every image pushed before it readable on every replica.
-func TestFaultDuringUpgrade(t *testing.T) {
-	cli := faultTests(t)
-	for _, f := range faults {
-		t.Run(f.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-			defer cancel()
-			d := newCluster(t, cli, faultFrom, 3)
-			waitStatus(t, ctx, d, "settled", func(st upgrade.Status) bool { return st.Store.Settled })
-			var refs []string
-			for i := range 3 {
-				refs = append(refs, push(t, ctx, d, "replica-1", fmt.Sprintf("upgrade/app%d:v1", i)))
-			}
-
-			var (
-				once     sync.Once
-				hurt     string
-				injected = make(chan error, 1)
-				rolls    int
-			)
-			opts := upgrade.DefaultOptions()
-			opts.StallAfter = 4 * time.Second
-			opts.MaxWait = 2 * time.Minute
-			opts.PollInterval = 200 * time.Millisecond
-			opts.RemediationBudget = 4
-			opts.BackupDir = t.TempDir()
-			opts.Knobs.BeforeAct = func(step string) error {
-				if !isRollReplace(step) {
-					return nil
-				}
-				rolls++
-				if rolls != 2 {
-					return nil
-				}
-				once.Do(func() {
-					hurt = otherReplica(step)
-					t.Logf("%s: %s %s", step, f.name, hurt)
-					err := f.inject(d, ctx, hurt)
-					if err == nil && f.name == "partitioned" {
-						time.AfterFunc(5*time.Second, func() {
-							if err := f.heal(d, context.WithoutCancel(ctx), hurt); err != nil {
-								t.Errorf("heal the partition of %s: %v", hurt, err)
-							}
-						})
-					}
-					injected <- err
-				})
-				return nil
-			}
-			j, err := journal.Open(filepath.Join(t.TempDir(), "journal"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			p, err := plan.Make(service.Registry{}.Catalog(), policy.MustParse(faultFrom), policy.MustParse(faultTo), plan.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			e := &upgrade.Engine{Driver: d, App: service.RegistryApp{Cluster: d.Cluster(), Password: drivertest.AdminPassword}, Journal: j, Options: opts,
-				OnEvent: func(ev upgrade.Event) {
-					switch ev.Type {
-					case upgrade.EventStepStart, upgrade.EventWaitProgress:
-						return
-					}
-					t.Logf("event %s %s %s", ev.Type, ev.Step, ev.Message)
-				}}
-			runErr := e.Run(ctx, p)
-			select {
-			case err := <-injected:
-				if err != nil {
-					t.Fatalf("inject the fault: %v", err)
-				}
-			default:
-				t.Fatal("the fault was never injected: no second roll step")
-			}
-			if runErr != nil {
-				t.Fatalf("upgrade with a %s replica: %v", f.name, runErr)
-			}
-			st := waitStatus(t, ctx, d, "settled on "+faultTo, func(st upgrade.Status) bool {
-				return st.Store.Settled && st.Version == faultTo
-			})
-			want, _ := service.Registry{}.Catalog().SchemaOf(policy.MustParse(faultTo))
-			if st.SchemaVersion != want {
-				t.Errorf("schema after the upgrade = %d, want %d", st.SchemaVersion, want)
-			}
-			assertImages(t, ctx, d, refs...)
-			assertSameStats(t, ctx, d)
-		})
-	}
-}
-
-func isRollReplace(step string) bool {
-	ref, err := upgrade.ParseStep(step)
-	return err == nil && ref.Name == upgrade.StepReplace
-}
-
-// otherReplica picks a replica other than the one a roll step acts on.
-func otherReplica(step string) string {
-	ref, _ := upgrade.ParseStep(step)
-	for _, id := range []string{"replica-1", "replica-2", "replica-3"} {
-		if id != ref.Replica {
-			return id
-		}
-	}
-	return ""
 }
 
 func waitStatus(t *testing.T, ctx context.Context, d driver.Driver, what string, cond func(upgrade.Status) bool) upgrade.Status {

@@ -39,21 +39,62 @@ func baseRepository(service string) string { return Repository(service) + "-base
 const (
 	labelImageVersion = "org.opencontainers.image.version"
 	labelRelease      = "ladder.release"
+	labelBuild        = "ladder.build"
 )
 
 // Tag returns the image tag of version: OCI tags cannot hold '+', so build
 // metadata is written with '_' instead (1.0.0+b.5 → 1.0.0_b.5).
 func Tag(version string) string { return strings.ReplaceAll(version, "+", "_") }
 
-// ImageRef returns the image reference of a service's release,
-// ladder-SERVICE:TAG.
-func ImageRef(service, version string) string { return Repository(service) + ":" + Tag(version) }
+// ImageRef returns the image reference of a service's release in a build,
+// ladder-SERVICE:TAG-BUILD. A build is named by the content of the binary
+// it holds, so two ladder binaries never take each other's tags: a cluster
+// runs, from its creation on, the images of one build.
+func ImageRef(service, version, build string) string {
+	return Repository(service) + ":" + Tag(version) + "-" + build
+}
+
+// BuildID names the build of the binary at path: the first 12 hex digits
+// of its SHA-256.
+func BuildID(path string) (string, error) {
+	bin, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("read binary: %w", err)
+	}
+	sum := sha256.Sum256(bin)
+	return hex.EncodeToString(sum[:])[:12], nil
+}
+
+// LatestBuild returns the newest build that holds release version of a
+// service, or an error wrapping driver.ErrNoArtifact if none does.
+func LatestBuild(ctx context.Context, cli *client.Client, service, version string) (string, error) {
+	res, err := cli.ImageList(ctx, client.ImageListOptions{Filters: make(client.Filters).
+		Add("reference", Repository(service)).Add("label", labelRelease+"="+version)})
+	if err != nil {
+		return "", fmt.Errorf("list images: %w", err)
+	}
+	build, newest := "", int64(-1)
+	for _, img := range res.Items {
+		if b := img.Labels[labelBuild]; b != "" && img.Created > newest {
+			build, newest = b, img.Created
+		}
+	}
+	if build == "" {
+		return "", fmt.Errorf("%w: no image of %s %s is present (build it with: ladder images build --versions %s)",
+			driver.ErrNoArtifact, service, version, version)
+	}
+	return build, nil
+}
 
 // Image is one built release image.
 type Image struct {
 	Version string `json:"version"`
 	Ref     string `json:"ref"`
 	ID      string `json:"id"`
+	// Build names the binary the image holds (BuildID).
+	Build string `json:"build"`
+	// Cached: the image was there already and was not built again.
+	Cached bool `json:"cached"`
 	// Size is the image's size in bytes; every release image shares the
 	// one layer holding the binary, so the set costs about one Size.
 	Size     int64         `json:"size"`
@@ -113,15 +154,16 @@ func ModuleRoot(dir string) string {
 	}
 }
 
-// BuildImages builds ladder-SERVICE:TAG for every version of svc whose
-// artifact is the static binary at binary (the reference registry's
-// binary runs every release). The binary goes into one base image FROM
-// scratch (built once per binary content, reused when present), and each
-// release image adds only metadata on top of it: the labels
-// org.opencontainers.image.version and ladder.release. Building every
-// release therefore sends the binary once and stores it once; the release
-// images are built a few at a time. The driver gives each container its
-// command line, the release included.
+// BuildImages builds ladder-SERVICE:TAG-BUILD for every version of svc
+// whose artifact is the static binary at binary (the reference registry's
+// binary runs every release), BUILD naming the binary. The binary goes
+// into one base image FROM scratch, and each release image adds only
+// metadata on top of it: the labels org.opencontainers.image.version,
+// ladder.release and ladder.build. Building every release therefore sends
+// the binary once and stores it once; images already there are not built
+// again, so building a second time takes a moment. The driver gives each
+// container its command line, the release included. No other build's
+// images are touched: another cluster may run them.
 //
 // progress, if not nil, is called after each image is built, from one
 // goroutine at a time.
@@ -141,7 +183,11 @@ func BuildImages(ctx context.Context, cli *client.Client, svc driver.Service, bi
 	if !static {
 		return nil, fmt.Errorf("build images: %s is dynamically linked and cannot run in an image FROM scratch (build it with CGO_ENABLED=0)", binary)
 	}
-	base, err := buildBase(ctx, cli, svc.Name(), program, binary)
+	build, err := BuildID(binary)
+	if err != nil {
+		return nil, fmt.Errorf("build images: %w", err)
+	}
+	base, err := buildBase(ctx, cli, svc.Name(), program, binary, build)
 	if err != nil {
 		return nil, err
 	}
@@ -151,7 +197,7 @@ func BuildImages(ctx context.Context, cli *client.Client, svc driver.Service, bi
 	g.SetLimit(4)
 	for i, v := range versions {
 		g.Go(func() error {
-			img, err := buildRelease(gctx, cli, svc.Name(), base, v)
+			img, err := buildRelease(gctx, cli, svc.Name(), base, v, build)
 			if err != nil {
 				return err
 			}
@@ -167,65 +213,49 @@ func BuildImages(ctx context.Context, cli *client.Client, svc driver.Service, bi
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	pruneStale(ctx, cli, svc.Name(), base)
 	return out, nil
-}
-
-// pruneStale removes, as far as it can, what earlier builds left behind:
-// release images no longer tagged (this build took their tags) and base
-// images of other binaries. An image a container still uses, or that a
-// release image still tagged builds on, stays; failures are ignored.
-func pruneStale(ctx context.Context, cli *client.Client, service, current string) {
-	_, _ = cli.ImagePrune(ctx, client.ImagePruneOptions{
-		Filters: make(client.Filters).Add("dangling", "true").Add("label", labelRelease)})
-	res, err := cli.ImageList(ctx, client.ImageListOptions{Filters: make(client.Filters).Add("reference", baseRepository(service))})
-	if err != nil {
-		return
-	}
-	for _, img := range res.Items {
-		for _, tag := range img.RepoTags {
-			if tag != current {
-				_, _ = cli.ImageRemove(ctx, tag, client.ImageRemoveOptions{PruneChildren: true})
-			}
-		}
-	}
 }
 
 // buildBase builds (or finds) the base image holding binary as /program
 // and returns its reference.
-func buildBase(ctx context.Context, cli *client.Client, service, program, binary string) (string, error) {
-	bin, err := os.ReadFile(binary)
-	if err != nil {
-		return "", fmt.Errorf("build images: read binary: %w", err)
-	}
-	sum := sha256.Sum256(bin)
-	ref := baseRepository(service) + ":" + hex.EncodeToString(sum[:])[:16]
+func buildBase(ctx context.Context, cli *client.Client, service, program, binary, build string) (string, error) {
+	ref := baseRepository(service) + ":" + build
 	if _, err := cli.ImageInspect(ctx, ref); err == nil {
 		return ref, nil
 	} else if !cerrdefs.IsNotFound(err) {
 		return "", fmt.Errorf("build images: inspect %s: %w", ref, err)
+	}
+	bin, err := os.ReadFile(binary)
+	if err != nil {
+		return "", fmt.Errorf("build images: read binary: %w", err)
 	}
 	dockerfile := fmt.Sprintf("FROM scratch\nCOPY %s /%s\nENTRYPOINT [\"/%s\"]\n", program, program, program)
 	buildCtx, err := tarFiles(map[string][]byte{"Dockerfile": []byte(dockerfile), program: bin})
 	if err != nil {
 		return "", err
 	}
-	if _, err := build(ctx, cli, buildCtx, client.ImageBuildOptions{Tags: []string{ref}}); err != nil {
+	if _, err := runBuild(ctx, cli, buildCtx, client.ImageBuildOptions{Tags: []string{ref}}); err != nil {
 		return "", fmt.Errorf("build base image %s: %w", ref, err)
 	}
 	return ref, nil
 }
 
-// buildRelease builds ladder-SERVICE:TAG of version on base.
-func buildRelease(ctx context.Context, cli *client.Client, service, base, version string) (Image, error) {
+// buildRelease builds ladder-SERVICE:TAG-BUILD of version on base, unless
+// it is there already.
+func buildRelease(ctx context.Context, cli *client.Client, service, base, version, build string) (Image, error) {
 	start := time.Now()
-	ref := ImageRef(service, version)
-	dockerfile := fmt.Sprintf("FROM %s\nLABEL %s=%q %s=%q\n", base, labelImageVersion, version, labelRelease, version)
+	ref := ImageRef(service, version, build)
+	if insp, err := cli.ImageInspect(ctx, ref); err == nil {
+		return Image{Version: version, Ref: ref, ID: insp.ID, Build: build, Size: insp.Size, Cached: true,
+			Duration: time.Since(start)}, nil
+	}
+	dockerfile := fmt.Sprintf("FROM %s\nLABEL %s=%q %s=%q %s=%q\n", base, labelImageVersion, version,
+		labelRelease, version, labelBuild, build)
 	buildCtx, err := tarFiles(map[string][]byte{"Dockerfile": []byte(dockerfile)})
 	if err != nil {
 		return Image{}, err
 	}
-	id, err := build(ctx, cli, buildCtx, client.ImageBuildOptions{Tags: []string{ref}})
+	id, err := runBuild(ctx, cli, buildCtx, client.ImageBuildOptions{Tags: []string{ref}})
 	if err != nil {
 		return Image{}, fmt.Errorf("build image %s: %w", ref, err)
 	}
@@ -236,12 +266,12 @@ func buildRelease(ctx context.Context, cli *client.Client, service, base, versio
 	if id == "" {
 		id = insp.ID
 	}
-	return Image{Version: version, Ref: ref, ID: id, Size: insp.Size, Duration: time.Since(start)}, nil
+	return Image{Version: version, Ref: ref, ID: id, Build: build, Size: insp.Size, Duration: time.Since(start)}, nil
 }
 
-// build runs one classic-builder build and returns the image id it
+// runBuild runs one classic-builder build and returns the image id it
 // reports. Build errors arrive in the stream, not as an HTTP status.
-func build(ctx context.Context, cli *client.Client, buildCtx io.Reader, opts client.ImageBuildOptions) (string, error) {
+func runBuild(ctx context.Context, cli *client.Client, buildCtx io.Reader, opts client.ImageBuildOptions) (string, error) {
 	opts.Remove = true
 	opts.ForceRemove = true
 	res, err := cli.ImageBuild(ctx, buildCtx, opts)
@@ -302,12 +332,13 @@ func tarFiles(files map[string][]byte) (io.Reader, error) {
 }
 
 // checkImage returns driver.ErrNoArtifact, with the command that builds
-// it, if the image of a service's release is not present.
-func checkImage(ctx context.Context, cli *client.Client, service, version string) error {
-	ref := ImageRef(service, version)
+// it, if the image of a service's release in build is not present.
+func checkImage(ctx context.Context, cli *client.Client, service, version, build string) error {
+	ref := ImageRef(service, version, build)
 	_, err := cli.ImageInspect(ctx, ref)
 	if cerrdefs.IsNotFound(err) {
-		return fmt.Errorf("%w: image %s is not present (build it with: ladder images build --versions %s)", driver.ErrNoArtifact, ref, version)
+		return fmt.Errorf("%w: image %s is not present (build it from the same ladder binary with: ladder images build --versions %s)",
+			driver.ErrNoArtifact, ref, version)
 	}
 	if err != nil {
 		return fmt.Errorf("inspect image %s: %w", ref, err)

@@ -14,13 +14,13 @@ func TestImageRef(t *testing.T) {
 	tests := []struct {
 		name, version, want string
 	}{
-		{name: "release", version: "2.2.4", want: "ladder-registry:2.2.4"},
-		{name: "pre-release", version: "3.2.0-rc.1", want: "ladder-registry:3.2.0-rc.1"},
-		{name: "build metadata", version: "1.0.0+build.5", want: "ladder-registry:1.0.0_build.5"},
+		{name: "release", version: "2.2.4", want: "ladder-registry:2.2.4-0a1b2c3d4e5f"},
+		{name: "pre-release", version: "3.2.0-rc.1", want: "ladder-registry:3.2.0-rc.1-0a1b2c3d4e5f"},
+		{name: "build metadata", version: "1.0.0+build.5", want: "ladder-registry:1.0.0_build.5-0a1b2c3d4e5f"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := docker.ImageRef(service.RegistryName, tc.version); got != tc.want {
+			if got := docker.ImageRef(service.RegistryName, tc.version, "0a1b2c3d4e5f"); got != tc.want {
 				t.Errorf("ImageRef(%q) = %q, want %q", tc.version, got, tc.want)
 			}
 		})

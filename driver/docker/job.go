@@ -34,7 +34,7 @@ func (d *Driver) RunJob(ctx context.Context, version string, job driver.Job) ([]
 	created, err := d.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
 		Name: name,
 		Config: &container.Config{
-			Image:      ImageRef(d.svc.Name(), v),
+			Image:      d.image(v),
 			Entrypoint: []string{"/" + a.Program},
 			Cmd:        d.svc.JobCommand(a, job, d.members(ids)),
 			Labels:     d.labels(map[string]string{LabelJob: job.Name, LabelRelease: v}),

@@ -21,16 +21,19 @@ func Open(name string, svc driver.Service, opts Options) (*Driver, error) {
 	if err := home.ValidateName(name); err != nil {
 		return nil, err
 	}
-	secrets, err := recordSecrets(opts.Home, name)
+	rec, err := home.ReadRecord(opts.Home, name)
 	if err != nil {
 		return nil, err
+	}
+	if rec.Build == "" {
+		return nil, fmt.Errorf("cluster %s was created by an older ladder and cannot be opened: recreate it (ladder cluster destroy --cluster %s, then ladder cluster create)", name, name)
 	}
 	own, err := opts.defaults()
 	if err != nil {
 		return nil, err
 	}
 	return &Driver{name: name, dir: home.ClusterDir(opts.Home, name), svc: svc, cli: opts.Client, own: own,
-		opts: opts, secrets: secrets}, nil
+		opts: opts, secrets: rec.Secrets, build: rec.Build}, nil
 }
 
 // Create makes the cluster's network, volumes and containers and starts
@@ -54,6 +57,11 @@ func Create(ctx context.Context, spec driver.Spec, opts Options) (*Driver, error
 	if err := Ping(ctx, d.cli); err != nil {
 		return nil, err
 	}
+	if d.build = opts.Build; d.build == "" {
+		if d.build, err = LatestBuild(ctx, d.cli, spec.Service.Name(), spec.Version); err != nil {
+			return nil, err
+		}
+	}
 	if _, err := d.artifact(ctx, spec.Version); err != nil {
 		return nil, err
 	}
@@ -64,7 +72,7 @@ func Create(ctx context.Context, spec driver.Spec, opts Options) (*Driver, error
 			home.ErrClusterExists, left, spec.Cluster, LabelCluster, spec.Cluster, LabelCluster, spec.Cluster, d.network())
 	}
 	rec, err := home.Create(opts.Home, home.Record{Name: spec.Cluster, Driver: Name, Service: spec.Service.Name(),
-		Created: time.Now().UTC()}, spec.Secrets)
+		Build: d.build, Created: time.Now().UTC()}, spec.Secrets)
 	if err != nil {
 		return nil, err
 	}
@@ -119,6 +127,20 @@ func (d *Driver) createStorage(ctx context.Context, ids []string) error {
 	return nil
 }
 
+// Remove destroys what is left on the engine of cluster name when it
+// cannot be opened (a destroy or a create cut short): every container,
+// volume and network labelled with it, and its folder. Nothing left is not
+// an error.
+func Remove(ctx context.Context, name string, opts Options) error {
+	own, err := opts.defaults()
+	if err != nil {
+		return err
+	}
+	d := &Driver{name: name, dir: home.ClusterDir(opts.Home, name), cli: opts.Client, own: own, opts: opts}
+	defer d.Close()
+	return d.Destroy(ctx)
+}
+
 // Destroy implements driver.Driver: it removes every container, volume
 // and the network labelled with the cluster, then the cluster folder.
 // Objects already gone are not an error.
@@ -168,6 +190,13 @@ func (d *Driver) Destroy(ctx context.Context) error {
 	}
 	d.opts.Logger.Info("cluster destroyed", "cluster", d.name)
 	return nil
+}
+
+// Leftovers names what the engine still holds of cluster name ("" if
+// nothing): its containers, volumes and network.
+func Leftovers(ctx context.Context, cli *client.Client, name string) (string, error) {
+	d := &Driver{name: name, cli: cli}
+	return d.leftovers(ctx)
 }
 
 // leftovers names what the engine still holds of a cluster of this name

@@ -19,8 +19,10 @@ import (
 // configuration intact: if the new container fails to start, it is
 // removed and the old one is renamed back and started again, so a failed
 // Replace leaves the replica as it was. Only once the new container runs
-// is the old one removed. (Updating a container's image in place is not
-// something the engine can do; a container is immutable but for its name.)
+// is the old one removed: Replace returns then, and waiting for the
+// replica to serve is the caller's job. (Updating a container's image in
+// place is not something the engine can do; a container is immutable but
+// for its name.)
 func (d *Driver) Replace(ctx context.Context, id, version string) error {
 	a, err := d.artifact(ctx, version)
 	if err != nil {
@@ -46,12 +48,8 @@ func (d *Driver) Replace(ctx context.Context, id, version string) error {
 	if _, err := d.cli.ContainerRename(ctx, old.Container, client.ContainerRenameOptions{NewName: aside}); err != nil {
 		return d.rollback(ctx, old, "", fmt.Errorf("replace %s: rename the old container: %w", id, err))
 	}
-	startErr := d.start(ctx, replica{ID: id, Version: a.Version, Port: old.Port}, ids)
-	if startErr == nil {
-		startErr = d.waitAnswering(ctx, id)
-	}
-	if startErr != nil {
-		return d.rollback(ctx, old, aside, startErr)
+	if err := d.start(ctx, replica{ID: id, Version: a.Version, Port: old.Port}, ids); err != nil {
+		return d.rollback(ctx, old, aside, err)
 	}
 	if _, err := d.cli.ContainerRemove(ctx, old.Container, client.ContainerRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
 		d.opts.Logger.Warn("remove the replaced container", "replica", id, "container", aside, "err", err)
@@ -107,7 +105,8 @@ func (d *Driver) recoverReplaced(ctx context.Context, id string) error {
 }
 
 // Restart implements driver.Driver with a container restart: same
-// container, image, volume and port.
+// container, image, volume and port. It returns once the container runs
+// again.
 func (d *Driver) Restart(ctx context.Context, id string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -128,5 +127,5 @@ func (d *Driver) Restart(ctx context.Context, id string) error {
 		return fmt.Errorf("restart %s: %w", id, err)
 	}
 	d.opts.Logger.Info("replica restarted", "replica", id, "release", r.Version)
-	return d.waitAnswering(ctx, id)
+	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,8 +33,8 @@ type Options struct {
 	// StopGrace is how long a replica gets to stop after SIGTERM before
 	// SIGKILL; default 10s.
 	StopGrace time.Duration
-	// StartTimeout bounds the wait for a started replica to listen;
-	// default 60s.
+	// StartTimeout bounds the wait, when a cluster is created, for its
+	// replicas to answer; default 60s.
 	StartTimeout time.Duration
 	Logger       *slog.Logger
 
@@ -76,11 +77,18 @@ type replicaState struct {
 	// recycled pid cannot imitate, and it is set at fork, so it reads the
 	// same before and after the child's exec.
 	Started uint64 `json:"started"`
+	// Token is written here before the process starts and given to it in
+	// its environment (see replicaEnv), so that a process whose pid was
+	// never recorded (a crash or a failed write right after the start) or
+	// that someone restarted by hand with the same environment is still
+	// found, and never left running untracked.
+	Token string `json:"token"`
 }
 
 var _ driver.Driver = (*Driver)(nil)
 var _ driver.Freezer = (*Driver)(nil)
 var _ driver.ArtifactChecker = (*Driver)(nil)
+var _ driver.LogTailer = (*Driver)(nil)
 
 func (o *Options) defaults() {
 	if o.StopGrace == 0 {
@@ -120,7 +128,7 @@ func Open(name string, svc driver.Service, opts Options) (*Driver, error) {
 }
 
 // Create makes the cluster folder and starts every replica. It returns once
-// every replica process listens; waiting for the store to settle is the
+// every replica answers HTTP; waiting for the store to settle is the
 // caller's job. On failure nothing is left running and the folder is
 // removed; the error carries the tail of the failing replica's log.
 func Create(ctx context.Context, spec driver.Spec, opts Options) (*Driver, error) {
@@ -169,7 +177,7 @@ func Create(ctx context.Context, spec driver.Spec, opts Options) (*Driver, error
 }
 
 // startNew chooses ports for every replica of a new cluster, starts them
-// all, and waits until each listens.
+// all, and waits until each answers.
 func (d *Driver) startNew(ctx context.Context, spec driver.Spec, shared string, secrets map[string]string) error {
 	names := d.svc.Ports()
 	ports, err := d.opts.pickPorts(len(names) * spec.Replicas)
@@ -197,7 +205,7 @@ func (d *Driver) startNew(ctx context.Context, spec driver.Spec, shared string, 
 		return err
 	}
 	for i := range d.st.Replicas {
-		if err := d.waitListening(ctx, &d.st.Replicas[i]); err != nil {
+		if err := d.waitAnswering(ctx, &d.st.Replicas[i]); err != nil {
 			return err
 		}
 	}
@@ -218,10 +226,12 @@ func (d *Driver) Replicas(ctx context.Context) ([]driver.Replica, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	out := make([]driver.Replica, 0, len(d.st.Replicas))
-	for _, r := range d.st.Replicas {
+	for i := range d.st.Replicas {
+		r := &d.st.Replicas[i]
+		running := d.locate(r)
 		out = append(out, driver.Replica{
-			ID: r.ID, Version: r.Version, URL: "http://" + d.apiAddr(r),
-			PID: r.PID, Running: alive(r),
+			ID: r.ID, Version: r.Version, URL: "http://" + d.apiAddr(*r),
+			PID: r.PID, Running: running, Paused: running && procState(r.PID) == 'T',
 		})
 	}
 	return out, nil
@@ -239,31 +249,26 @@ func (d *Driver) Replace(ctx context.Context, id, version string) error {
 // Restart implements driver.Driver.
 func (d *Driver) Restart(ctx context.Context, id string) error { return d.cycle(ctx, id, "") }
 
-// cycle stops replica id and starts it again, as version if given.
+// cycle stops replica id and starts it again, as version if given. It
+// returns once the new process runs: waiting for it to serve is the
+// caller's job.
 func (d *Driver) cycle(ctx context.Context, id, version string) error {
 	d.mu.Lock()
+	defer d.mu.Unlock()
 	r, err := d.find(id)
 	if err != nil {
-		d.mu.Unlock()
 		return err
 	}
-	d.mu.Unlock()
 	if err := d.stop(ctx, r); err != nil {
 		return err
 	}
-	d.mu.Lock()
+	if err := d.stopStrays(ctx, r.ID, nil); err != nil {
+		return err
+	}
 	if version != "" {
 		r.Version = version
 	}
-	err = d.start(r)
-	if err == nil {
-		err = d.save()
-	}
-	d.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	return d.waitListening(ctx, r)
+	return d.start(r)
 }
 
 // RunJob implements driver.Driver: the release's program runs the
@@ -290,6 +295,40 @@ func (d *Driver) RunJob(ctx context.Context, version string, job driver.Job) ([]
 func (d *Driver) Destroy(ctx context.Context) error {
 	if err := d.stopAll(ctx); err != nil {
 		return err
+	}
+	return d.remove(ctx)
+}
+
+// Remove destroys what is left of cluster name when it cannot be opened (a
+// destroy or a create cut short): every process started for it, found by
+// its environment, then its folder. Nothing left is not an error.
+func Remove(ctx context.Context, name string, opts Options) error {
+	opts.defaults()
+	d := &Driver{name: name, dir: home.ClusterDir(opts.Home, name), opts: opts}
+	return d.remove(ctx)
+}
+
+// remove stops any process of the cluster that the state does not know,
+// then removes the folder, its record last, so that a removal cut short
+// still has a record to be found by and run again.
+func (d *Driver) remove(ctx context.Context) error {
+	if err := d.stopStrays(ctx, "", nil); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(d.dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("remove cluster folder: %w", err)
+	}
+	for _, e := range entries {
+		if e.Name() == home.RecordFile {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(d.dir, e.Name())); err != nil {
+			return fmt.Errorf("remove cluster folder: %w", err)
+		}
 	}
 	if err := os.RemoveAll(d.dir); err != nil {
 		return fmt.Errorf("remove cluster folder: %w", err)
@@ -337,8 +376,8 @@ func (d *Driver) Thaw(ctx context.Context, id string) error {
 	return d.signal(ctx, id, syscall.SIGCONT, func(state byte) bool { return state != 'T' })
 }
 
-// LogTail returns the last n lines of replica id's log.
-func (d *Driver) LogTail(id string, n int) string {
+// LogTail implements driver.LogTailer: the last n lines of replica id's log.
+func (d *Driver) LogTail(_ context.Context, id string, n int) string {
 	data, err := os.ReadFile(d.logPath(id))
 	if err != nil {
 		return ""
@@ -354,11 +393,12 @@ func (d *Driver) LogPath(id string) string { return d.logPath(id) }
 func (d *Driver) signal(ctx context.Context, id string, sig syscall.Signal, reached func(state byte) bool) error {
 	d.mu.Lock()
 	r, err := d.find(id)
+	running := err == nil && d.locate(r)
 	d.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	if !alive(*r) {
+	if !running {
 		return fmt.Errorf("signal %s: not running", id)
 	}
 	if err := syscall.Kill(r.PID, sig); err != nil {
@@ -415,7 +455,9 @@ func (d *Driver) placement(r *replicaState) driver.Placement {
 	return p
 }
 
-// start launches replica r in a session of its own; d.mu is held.
+// start launches replica r in a session of its own, and records it: first
+// its token (the intent: whatever happens next, the process can be found),
+// then its pid. d.mu is held.
 func (d *Driver) start(r *replicaState) error {
 	a, err := d.svc.Artifact(r.Version)
 	if err != nil {
@@ -430,8 +472,13 @@ func (d *Driver) start(r *replicaState) error {
 		return fmt.Errorf("start %s: %w", r.ID, err)
 	}
 	defer logf.Close()
+	r.PID, r.Started, r.Token = 0, 0, newToken()
+	if err := d.save(); err != nil {
+		return fmt.Errorf("start %s: record it before it starts: %w", r.ID, err)
+	}
 	fmt.Fprintf(logf, "--- ladder: starting %s as release %s at %s\n", r.ID, r.Version, time.Now().UTC().Format(time.RFC3339))
 	cmd := exec.Command(a.Binary, d.svc.Command(a, p)...)
+	cmd.Env = append(os.Environ(), d.replicaEnv(r))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -446,33 +493,46 @@ func (d *Driver) start(r *replicaState) error {
 		d.exits.Store(pid, cmd.ProcessState.ExitCode())
 	}()
 	r.PID, r.Started = pid, started
+	d.opts.Logger.Info("replica started", "replica", r.ID, "release", r.Version, "pid", r.PID)
 	if err := os.WriteFile(filepath.Join(d.replicaDir(r.ID), "pid"), []byte(strconv.Itoa(r.PID)+"\n"), 0o644); err != nil {
 		return fmt.Errorf("start %s: write pid file: %w", r.ID, err)
 	}
-	d.opts.Logger.Info("replica started", "replica", r.ID, "release", r.Version, "pid", r.PID)
+	if err := d.save(); err != nil {
+		return fmt.Errorf("start %s: record its pid (it runs, and is found again by its token): %w", r.ID, err)
+	}
 	return nil
 }
 
-// waitListening waits until replica r accepts connections on its API
-// port, and fails at once, with its log, if the process ends first.
-func (d *Driver) waitListening(ctx context.Context, r *replicaState) error {
+// waitAnswering waits until replica r answers HTTP on its health path (any
+// status), and fails at once, with its log, if the process ends first. A
+// connection alone proves nothing: a process accepts connections on a
+// socket it has bound before it serves, and may still fail to bind another.
+func (d *Driver) waitAnswering(ctx context.Context, r *replicaState) error {
+	hc := &http.Client{Timeout: time.Second}
+	url := "http://" + d.apiAddr(*r) + d.svc.HealthPath()
 	err := poll.For(ctx, d.opts.StartTimeout, 50*time.Millisecond, func() (bool, error) {
 		if !alive(*r) {
 			err := errors.New("the replica exited")
-			if code, ok := d.exitCode(r.PID); ok && d.svc.PortConflict(code, d.LogTail(r.ID, 15)) {
+			tail := d.LogTail(ctx, r.ID, 15)
+			if code, ok := d.exitCode(r.PID); ok && d.svc.PortConflict(code, tail) {
 				err = errAddrInUse
 			}
-			return false, fmt.Errorf("start %s: %w; last lines of %s:\n%s", r.ID, err, d.logPath(r.ID), d.LogTail(r.ID, 15))
+			return false, fmt.Errorf("start %s: %w; last lines of %s:\n%s", r.ID, err, d.logPath(r.ID), tail)
 		}
-		c, err := net.DialTimeout("tcp", d.apiAddr(*r), time.Second)
-		if err == nil {
-			c.Close()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return false, err
 		}
-		return err == nil, nil
+		resp, err := hc.Do(req)
+		if err != nil {
+			return false, nil
+		}
+		resp.Body.Close()
+		return true, nil
 	})
 	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("start %s: not listening on %s after %s; last lines of %s:\n%s",
-			r.ID, d.apiAddr(*r), d.opts.StartTimeout, d.logPath(r.ID), d.LogTail(r.ID, 15))
+		return fmt.Errorf("start %s: no HTTP answer at %s after %s; last lines of %s:\n%s",
+			r.ID, d.apiAddr(*r), d.opts.StartTimeout, d.logPath(r.ID), d.LogTail(ctx, r.ID, 15))
 	}
 	return err
 }
@@ -495,7 +555,7 @@ func (d *Driver) exitCode(pid int) (int, bool) {
 // stop ends replica r: SIGCONT (it may be frozen), SIGTERM, and SIGKILL
 // after the grace period.
 func (d *Driver) stop(ctx context.Context, r *replicaState) error {
-	if !alive(*r) {
+	if !d.locate(r) {
 		return nil
 	}
 	_ = syscall.Kill(r.PID, syscall.SIGCONT)

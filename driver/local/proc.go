@@ -2,9 +2,14 @@ package local
 
 import (
 	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 )
 
 // alive reports whether r's process runs: its pid is a live (not zombie)
@@ -59,4 +64,96 @@ func procStart(pid int) (uint64, error) {
 		return 0, fmt.Errorf("read /proc/%d/stat: %d fields", pid, len(f))
 	}
 	return strconv.ParseUint(string(f[19]), 10, 64)
+}
+
+// envReplica is the environment variable every replica process gets:
+// "<cluster folder>#<replica id>#<token>".
+const envReplica = "LADDER_REPLICA"
+
+// replicaEnv is r's entry of envReplica.
+func (d *Driver) replicaEnv(r *replicaState) string {
+	return envReplica + "=" + d.dir + "#" + r.ID + "#" + r.Token
+}
+
+func newToken() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// locate reports whether r's process runs. When the recorded pid is not
+// r's process (never recorded, or the process was restarted by someone
+// else with r's environment), it looks for the process that carries r's
+// token and adopts it. d.mu is held, or r is a copy.
+func (d *Driver) locate(r *replicaState) bool {
+	if alive(*r) {
+		return true
+	}
+	if r.Token == "" {
+		return false
+	}
+	want := d.replicaEnv(r)
+	for _, pid := range processes(func(env []string) bool { return slices.Contains(env, want) }) {
+		if started, err := procStart(pid); err == nil {
+			r.PID, r.Started = pid, started
+			return alive(*r)
+		}
+	}
+	return false
+}
+
+// processes lists the pids of this user's processes whose environment
+// satisfies match. Processes it may not read are skipped.
+func processes(match func(env []string) bool) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+		if err != nil || len(data) == 0 {
+			continue
+		}
+		if match(strings.Split(string(bytes.TrimRight(data, "\x00")), "\x00")) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// strays lists the processes of this cluster's replicas (of replica id
+// only, if id is not ""), by the cluster folder in their environment,
+// whatever the state file says.
+func (d *Driver) strays(id string) []int {
+	prefix := envReplica + "=" + d.dir + "#"
+	if id != "" {
+		prefix += id + "#"
+	}
+	return processes(func(env []string) bool {
+		return slices.ContainsFunc(env, func(v string) bool { return strings.HasPrefix(v, prefix) })
+	})
+}
+
+// stopStrays stops every process of replica id (every replica, if id is
+// "") that is not the one r records: one a crash left behind, or one
+// someone started again by hand from an older environment. Only one
+// process may be the replica, and it holds the replica's data and ports.
+func (d *Driver) stopStrays(ctx context.Context, id string, r *replicaState) error {
+	for _, pid := range d.strays(id) {
+		if r != nil && pid == r.PID && alive(*r) {
+			continue
+		}
+		stray := replicaState{ID: fmt.Sprintf("%s (stray pid %d)", id, pid), PID: pid}
+		stray.Started, _ = procStart(pid)
+		d.opts.Logger.Warn("stopping a stray process of the cluster", "replica", id, "pid", pid)
+		if err := d.stop(ctx, &stray); err != nil {
+			return err
+		}
+	}
+	return nil
 }

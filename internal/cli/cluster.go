@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
@@ -13,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ladder-dev/ladder/driver"
+	"github.com/ladder-dev/ladder/driver/docker"
 	"github.com/ladder-dev/ladder/driver/local"
 	"github.com/ladder-dev/ladder/internal/home"
 	"github.com/ladder-dev/ladder/service"
@@ -39,6 +41,7 @@ func newClusterCreateCmd(e *env) *cobra.Command {
 		replicas int
 		password string
 		drv      string
+		build    string
 		timeout  time.Duration
 	)
 	c := &cobra.Command{
@@ -55,7 +58,7 @@ readable only by you; its path is printed.`,
 		Args: exactArgs(),
 		RunE: func(c *cobra.Command, args []string) error {
 			_, err := newCluster(e, e.stdout, createOpts{cluster: cf.name, version: version, replicas: replicas,
-				password: password, driver: drv, timeout: timeout})
+				password: password, driver: drv, build: build, timeout: timeout})
 			return err
 		},
 	}
@@ -64,6 +67,7 @@ readable only by you; its path is printed.`,
 	c.Flags().IntVar(&replicas, "replicas", 3, "number of replicas")
 	c.Flags().StringVar(&password, "admin-password", "", "admin password (default: generated)")
 	c.Flags().StringVar(&drv, "driver", local.Name, "where replicas run: local or docker (images: ladder images build)")
+	c.Flags().StringVar(&build, "build", "", "docker: the image build to run (see: ladder images build; default: the newest that holds --version)")
 	c.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "how long to wait for the cluster to become healthy")
 	_ = c.MarkFlagRequired("version")
 	return c
@@ -77,7 +81,9 @@ type createOpts struct {
 	// password is the admin password; generated when empty.
 	password string
 	driver   string
-	timeout  time.Duration
+	// build is the docker driver's image build ("": the newest).
+	build   string
+	timeout time.Duration
 }
 
 // newCluster creates a cluster and waits until it has settled, printing
@@ -98,7 +104,7 @@ func newCluster(e *env, w io.Writer, o createOpts) (driver.Driver, error) {
 		o.password = home.GeneratePassword()
 	}
 	start := time.Now()
-	d, err := createCluster(e.ctx, e.stderr, o.driver, root, driver.Spec{Cluster: o.cluster, Service: service.Registry{},
+	d, err := createCluster(e.ctx, e.stderr, o.driver, o.build, root, driver.Spec{Cluster: o.cluster, Service: service.Registry{},
 		Version: o.version, Replicas: o.replicas, Timeout: o.timeout,
 		Secrets: map[string][]byte{service.AdminPasswordSecret: []byte(o.password + "\n")}})
 	if err != nil {
@@ -257,15 +263,22 @@ for you. It is the same as 'ladder restart --rolling'.`,
 				return err
 			}
 			start := time.Now()
-			if err := d.Restart(e.ctx, replica); err != nil {
-				if errors.Is(err, driver.ErrNoReplica) {
-					return withCode(ExitUsage, err)
+			var st upgrade.Status
+			err = withLock(cf.name, "restart of "+replica, func() error {
+				if err := d.Restart(e.ctx, replica); err != nil {
+					if errors.Is(err, driver.ErrNoReplica) {
+						return withCode(ExitUsage, err)
+					}
+					return err
 				}
-				return err
-			}
-			st, err := waitSettled(e.ctx, d, timeout)
+				st, err = waitSettled(e.ctx, d, timeout)
+				if err != nil {
+					return fmt.Errorf("restart %s: %w", replica, err)
+				}
+				return nil
+			})
 			if err != nil {
-				return fmt.Errorf("restart %s: %w", replica, err)
+				return err
 			}
 			fmt.Fprintf(e.stderr, "%s restarted; cluster settled after %.1fs\n", replica, time.Since(start).Seconds())
 			printStatus(e.stdout, st)
@@ -282,17 +295,38 @@ for you. It is the same as 'ladder restart --rolling'.`,
 func newClusterDestroyCmd(e *env) *cobra.Command {
 	var cf clusterFlag
 	c := &cobra.Command{
-		Use:     "destroy",
-		Short:   "Stop every replica and delete the cluster and its data",
+		Use:   "destroy",
+		Short: "Stop every replica and delete the cluster and its data",
+		Long: `Destroy stops every replica and removes everything the cluster owns: its
+processes or containers, volumes, network and folder. It is refused while
+an upgrade or a rolling restart of the cluster runs.
+
+A cluster whose removal was cut short (its record gone, its folder, a
+process or an engine object left) is finished off by running destroy again.`,
 		Example: `  ladder cluster destroy --cluster staging`,
 		Args:    exactArgs(),
 		RunE: func(c *cobra.Command, args []string) error {
+			if err := home.ValidateName(cf.name); err != nil {
+				return usageErr("%w", err)
+			}
+			root, err := home.Dir()
+			if err != nil {
+				return err
+			}
+			if _, err := home.ReadRecord(root, cf.name); errors.Is(err, home.ErrNoCluster) {
+				return removeLeftovers(e, root, cf.name, err)
+			}
 			d, _, err := openCluster(cf.name)
 			if err != nil {
 				return err
 			}
-			if err := d.Destroy(e.ctx); err != nil {
-				return fmt.Errorf("destroy cluster %s: %w", cf.name, err)
+			err = withLock(cf.name, "destroy", func() error { return d.Destroy(e.ctx) })
+			var ee *exitError
+			if errors.As(err, &ee) {
+				return err
+			}
+			if err != nil {
+				return fmt.Errorf("destroy cluster %s: %w (run the same command again to finish)", cf.name, err)
 			}
 			fmt.Fprintf(e.stderr, "cluster %s destroyed\n", cf.name)
 			return nil
@@ -300,4 +334,35 @@ func newClusterDestroyCmd(e *env) *cobra.Command {
 	}
 	cf.register(c)
 	return c
+}
+
+// removeLeftovers finishes a cluster whose record is gone: its folder, a
+// process started for it, or its containers, volumes and network. With
+// nothing left, it says there is no such cluster (noCluster).
+func removeLeftovers(e *env, root, name string, noCluster error) error {
+	_, statErr := os.Stat(home.ClusterDir(root, name))
+	folder := statErr == nil
+	if err := local.Remove(e.ctx, name, local.Options{Home: root}); err != nil {
+		return fmt.Errorf("remove what is left of cluster %s: %w", name, err)
+	}
+	engine := false
+	if cli, err := docker.NewClient(); err == nil {
+		defer cli.Close()
+		if docker.Ping(e.ctx, cli) == nil {
+			left, err := docker.Leftovers(e.ctx, cli, name)
+			if err != nil {
+				return err
+			}
+			if engine = left != ""; engine {
+				if err := docker.Remove(e.ctx, name, docker.Options{Home: root, Client: cli}); err != nil {
+					return fmt.Errorf("remove what is left of cluster %s on the engine (%s): %w", name, left, err)
+				}
+			}
+		}
+	}
+	if !folder && !engine {
+		return withCode(ExitUsage, noCluster)
+	}
+	fmt.Fprintf(e.stderr, "cluster %s: removed what was left of it\n", name)
+	return nil
 }

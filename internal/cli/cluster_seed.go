@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 
@@ -40,8 +41,16 @@ It runs as a one-off job of the release the cluster runs. The same
 			if st.Version == upgrade.VersionMixed || st.Version == "" {
 				return fmt.Errorf("cluster %s runs mixed releases: seed it when every replica runs one release", cf.name)
 			}
-			out, err := d.RunJob(e.ctx, st.Version, driver.Job{Name: "seed",
-				Args: []string{"registry", "seed", "--repositories", strconv.Itoa(repos)}})
+			var out []byte
+			err = withLock(cf.name, "seed", func() error {
+				out, err = d.RunJob(e.ctx, st.Version, driver.Job{Name: "seed",
+					Args: []string{"registry", "seed", "--repositories", strconv.Itoa(repos)}})
+				return err
+			})
+			var ee *exitError
+			if errors.As(err, &ee) {
+				return err
+			}
 			if err != nil {
 				return fmt.Errorf("seed cluster %s: %w", cf.name, err)
 			}

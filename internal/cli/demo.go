@@ -112,6 +112,7 @@ type demo struct {
 	driverName string
 
 	drv      driver.Driver
+	build    string // docker: the image build the cluster runs
 	password string
 	urls     []string
 	sum      demoSummary

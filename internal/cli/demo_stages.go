@@ -28,14 +28,16 @@ func (d *demo) buildImages() error {
 		stops = append(stops, v.String())
 	}
 	d.say("0. build the release images the plan needs (FROM scratch, nothing pulled)")
-	return buildImages(d.env, d.out(), stops, "", false)
+	build, err := buildImages(d.env, d.out(), stops, "", false)
+	d.build = build
+	return err
 }
 
 // create is stage 1: the cluster, settled.
 func (d *demo) create() error {
 	d.say("1. create a %d-replica cluster %q at %s (%s driver)", d.replicas, d.cluster, d.plan.From, d.driverName)
 	drv, err := newCluster(d.env, d.out(), createOpts{cluster: d.cluster, version: d.plan.From.String(),
-		replicas: d.replicas, driver: d.driverName, timeout: 2 * time.Minute})
+		replicas: d.replicas, driver: d.driverName, build: d.build, timeout: 2 * time.Minute})
 	if err != nil {
 		return err
 	}
@@ -104,6 +106,7 @@ func (d *demo) upgrade(ctx context.Context) (upgradeRunResult, error) {
 
 	opts := upgrade.DefaultOptions()
 	opts.StallAfter = d.stallAfter
+	opts.Abort = d.env.abort
 	ids := make([]string, len(d.urls))
 	for i := range ids {
 		ids[i] = fmt.Sprintf("replica-%d", i+1)
@@ -126,7 +129,7 @@ func (d *demo) upgrade(ctx context.Context) (upgradeRunResult, error) {
 		res.fault = faults.stop()
 	}
 	if runErr != nil {
-		return res, upgradeResult(d.env, false, d.cluster, d.plan.To, j, start, runErr)
+		return res, upgradeResult(d.env, false, d.drv, d.plan.To, j, start, runErr)
 	}
 	return res, nil
 }

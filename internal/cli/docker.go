@@ -10,16 +10,23 @@ import (
 	"github.com/ladder-dev/ladder/driver/local"
 )
 
-// createCluster creates a cluster with the driver named drv.
-func createCluster(ctx context.Context, stderr io.Writer, drv, root string, spec driver.Spec) (driver.Driver, error) {
+// createCluster creates a cluster with the driver named drv; build is the
+// docker driver's image build ("": the newest that holds the release).
+func createCluster(ctx context.Context, stderr io.Writer, drv, build, root string, spec driver.Spec) (driver.Driver, error) {
 	switch drv {
 	case local.Name:
+		if build != "" {
+			return nil, usageErr("--build names docker images: it goes with --driver docker")
+		}
 		fmt.Fprintf(stderr, "creating cluster %s: %d replicas of release %s (local processes)\n", spec.Cluster, spec.Replicas, spec.Version)
 		return local.Create(ctx, spec, local.Options{Home: root})
 	case docker.Name:
-		fmt.Fprintf(stderr, "creating cluster %s: %d replicas of release %s (docker containers, image %s)\n",
-			spec.Cluster, spec.Replicas, spec.Version, docker.ImageRef(spec.Service.Name(), spec.Version))
-		return docker.Create(ctx, spec, docker.Options{Home: root})
+		fmt.Fprintf(stderr, "creating cluster %s: %d replicas of release %s (docker containers)\n", spec.Cluster, spec.Replicas, spec.Version)
+		d, err := docker.Create(ctx, spec, docker.Options{Home: root, Build: build})
+		if err == nil {
+			fmt.Fprintf(stderr, "  images of build %s (%s)\n", d.Build(), docker.ImageRef(spec.Service.Name(), spec.Version, d.Build()))
+		}
+		return d, err
 	}
 	return nil, usageErr("unknown --driver %q: use %s or %s", drv, local.Name, docker.Name)
 }

@@ -31,6 +31,7 @@ binary. No image is ever pulled.`,
 
 type imagesJSON struct {
 	Binary   string         `json:"binary"`
+	Build    string         `json:"build"`
 	Images   []docker.Image `json:"images"`
 	Duration time.Duration  `json:"duration_ns"`
 }
@@ -61,7 +62,8 @@ is built.`,
   ladder images build --versions 2.1.4,2.2.4,3.0.1`,
 		Args: exactArgs(),
 		RunE: func(c *cobra.Command, args []string) error {
-			return buildImages(e, e.stdout, versions, binary, out.json())
+			_, err := buildImages(e, e.stdout, versions, binary, out.json())
+			return err
 		},
 	}
 	c.Flags().StringSliceVar(&versions, "versions", nil, "releases to build, comma-separated (default: every built-in release)")
@@ -70,9 +72,9 @@ is built.`,
 	return c
 }
 
-// buildImages builds the images of versions (default: every release) and
-// prints them to w.
-func buildImages(e *env, w io.Writer, versions []string, binary string, asJSON bool) error {
+// buildImages builds the images of versions (default: every release),
+// prints them to w, and returns the build's name.
+func buildImages(e *env, w io.Writer, versions []string, binary string, asJSON bool) (string, error) {
 	svc := service.Registry{}
 	if len(versions) == 0 {
 		for _, r := range svc.Catalog().Releases() {
@@ -82,51 +84,59 @@ func buildImages(e *env, w io.Writer, versions []string, binary string, asJSON b
 	for i, s := range versions {
 		v, err := parseVersion("--versions", s)
 		if err != nil {
-			return err
+			return "", err
 		}
 		if !svc.Catalog().Contains(v) {
-			return usageErr("--versions: release %s is not in the built-in catalog (see: ladder catalog)", v)
+			return "", usageErr("--versions: release %s is not in the built-in catalog (see: ladder catalog)", v)
 		}
 		versions[i] = v.String()
 	}
 	start := time.Now()
 	bin, cleanup, err := imageBinary(e, binary)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer cleanup()
 	cli, err := docker.NewClient()
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer cli.Close()
 	if err := docker.Ping(e.ctx, cli); err != nil {
-		return err
+		return "", err
 	}
 	fmt.Fprintf(e.stderr, "building %d images from %s\n", len(versions), bin)
 	imgs, err := docker.BuildImages(e.ctx, cli, svc, bin, versions, func(img docker.Image) {
-		if !asJSON {
+		if !asJSON && !img.Cached {
 			fmt.Fprintf(e.stderr, "  %s  %.1fs\n", img.Ref, img.Duration.Seconds())
 		}
 	})
 	if err != nil {
 		if errors.Is(err, driver.ErrNoArtifact) {
-			return withCode(ExitUsage, err)
+			return "", withCode(ExitUsage, err)
 		}
-		return err
+		return "", err
 	}
-	res := imagesJSON{Binary: bin, Images: imgs, Duration: time.Since(start)}
+	build := ""
+	if len(imgs) > 0 {
+		build = imgs[0].Build
+	}
+	res := imagesJSON{Binary: bin, Build: build, Images: imgs, Duration: time.Since(start)}
 	if asJSON {
-		return writeJSON(w, res)
+		return build, writeJSON(w, res)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "IMAGE\tID\tSIZE\tBUILD")
+	fmt.Fprintln(tw, "IMAGE\tID\tSIZE\tBUILT")
 	for _, img := range imgs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%.1fs\n", img.Ref, shortID(img.ID), humanBytes(img.Size), img.Duration.Seconds())
+		took := fmt.Sprintf("%.1fs", img.Duration.Seconds())
+		if img.Cached {
+			took = "(there already)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", img.Ref, shortID(img.ID), humanBytes(img.Size), took)
 	}
 	tw.Flush()
-	fmt.Fprintf(e.stderr, "built %d images in %.1fs (they share one %s layer)\n", len(imgs), res.Duration.Seconds(), sharedSize(imgs))
-	return nil
+	fmt.Fprintf(e.stderr, "build %s: %d images in %.1fs (they share one %s layer)\n", build, len(imgs), res.Duration.Seconds(), sharedSize(imgs))
+	return build, nil
 }
 
 // imageBinary finds or builds the static ladder binary for the images.

@@ -47,6 +47,7 @@ To restart a single replica, use: ladder cluster restart --replica ID.`,
 // rollingRestart restarts every replica of cluster one at a time under the
 // upgrade lock, each waiting for health, UI and a settled store.
 func rollingRestart(e *env, cluster string, uf upgradeFlags, asJSON bool) error {
+	uf.abort = e.abort
 	opts, err := uf.options(cluster)
 	if err != nil {
 		return err
@@ -77,6 +78,8 @@ func rollingRestart(e *env, cluster string, uf upgradeFlags, asJSON bool) error 
 	switch {
 	case errors.As(err, &locked):
 		return withCode(ExitLocked, err)
+	case interrupted(err):
+		return withCode(ExitInterrupted, fmt.Errorf("rolling restart of %s: %w (run it again to restart every replica)", cluster, err))
 	case err != nil:
 		return fmt.Errorf("rolling restart of %s: %w", cluster, err)
 	}

@@ -14,17 +14,32 @@ import (
 // -ldflags "-X github.com/ladder-dev/ladder/internal/cli.Version=…".
 var Version = "0.1.0-dev"
 
-// env is what every command gets: streams and the context.
+// env is what every command gets: streams and the contexts.
 type env struct {
-	ctx    context.Context
+	// ctx ends at a first interruption: waits stop, actions finish.
+	ctx context.Context
+	// abort ends at a second: actions are cut short.
+	abort  context.Context
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
 }
 
+type abortKey struct{}
+
+// WithAbort returns ctx carrying abort, the context that a second
+// interruption ends; Run gives it to the commands that change a cluster.
+func WithAbort(ctx, abort context.Context) context.Context {
+	return context.WithValue(ctx, abortKey{}, abort)
+}
+
 // Run executes the ladder command line and returns the exit code.
 func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	e := &env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr}
+	abort, _ := ctx.Value(abortKey{}).(context.Context)
+	if abort == nil {
+		abort = context.Background()
+	}
+	e := &env{ctx: ctx, abort: abort, stdin: stdin, stdout: stdout, stderr: stderr}
 	root := newRootCmd(e)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)

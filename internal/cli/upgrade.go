@@ -31,6 +31,8 @@ type upgradeFlags struct {
 	stallAfter time.Duration
 	remediate  string
 	budget     int
+	// abort is the command's abort context (env.abort).
+	abort context.Context
 }
 
 func (f *upgradeFlags) register(c *cobra.Command) {
@@ -67,6 +69,7 @@ func (f *upgradeFlags) options(cluster string) (upgrade.Options, error) {
 		o.Remediate = false
 	}
 	o.RestartCommand = "ladder restart --cluster " + cluster + " --rolling"
+	o.Abort = f.abort
 	return o, nil
 }
 
@@ -139,6 +142,7 @@ mandatory refusals (downgrades, skips) cannot be forced.`,
 			if !ok {
 				return usageErr("invalid --log-level %q: use off, debug, info, warn or error", logLevel)
 			}
+			uf.abort = e.abort
 			opts, err := uf.options(cf.name)
 			if err != nil {
 				return err
@@ -190,7 +194,7 @@ mandatory refusals (downgrades, skips) cannot be forced.`,
 			start := time.Now()
 			err = eng.Run(e.ctx, p)
 			rep.close()
-			return upgradeResult(e, out.json(), cf.name, target, j, start, err)
+			return upgradeResult(e, out.json(), d, target, j, start, err)
 		},
 	}
 	cf.register(c)
@@ -289,6 +293,11 @@ func printDryRun(e *env, asJSON bool, p plan.Plan, steps []string, j *journal.Jo
 	return nil
 }
 
+// interrupted reports whether err is, or comes of, a person's interruption.
+func interrupted(err error) bool {
+	return errors.Is(err, upgrade.ErrInterrupted) || errors.Is(err, context.Canceled)
+}
+
 // confirm asks on a terminal; without one it refuses.
 func confirm(e *env, question string) error {
 	f, ok := e.stdin.(*os.File)
@@ -304,8 +313,9 @@ func confirm(e *env, question string) error {
 }
 
 // upgradeResult turns the engine's result into output and an exit code.
-func upgradeResult(e *env, asJSON bool, cluster string, target *semver.Version, j *journal.Journal, start time.Time, err error) error {
-	resume := fmt.Sprintf("ladder upgrade --cluster %s --to %s --yes", cluster, target)
+func upgradeResult(e *env, asJSON bool, d driver.Driver, target *semver.Version, j *journal.Journal, start time.Time, err error) error {
+	cluster := d.Cluster()
+	resume := upgrade.ResumeCommand(upgrade.Options{}, cluster, target.String())
 	if err == nil {
 		if !asJSON {
 			fmt.Fprintf(e.stderr, "cluster %s upgraded to %s in %s\n", cluster, target, time.Since(start).Round(100*time.Millisecond))
@@ -328,12 +338,19 @@ func upgradeResult(e *env, asJSON bool, cluster string, target *semver.Version, 
 	}
 	fmt.Fprintf(e.stderr, "\nupgrade of %s stopped after %s\n", cluster, time.Since(start).Round(100*time.Millisecond))
 	var se *upgrade.StepError
-	if errors.As(err, &se) {
+	var stall *upgrade.StallError
+	switch {
+	case errors.As(err, &se) && interrupted(err):
+		fmt.Fprintf(e.stderr, "  interrupted: %s\n", se.Step)
+	case errors.As(err, &se):
 		fmt.Fprintf(e.stderr, "  failed step: %s\n  error:       %v\n", se.Step, se.Err)
+		if errors.As(err, &stall) && stall.Log != "" {
+			fmt.Fprintf(e.stderr, "  its log:\n    %s\n", strings.ReplaceAll(stall.Log, "\n", "\n    "))
+		}
 		if se.Hint != "" {
 			fmt.Fprintf(e.stderr, "  what to do:  %s\n", se.Hint)
 		}
-	} else {
+	default:
 		fmt.Fprintf(e.stderr, "  error:       %v\n", err)
 	}
 	if len(done) > 0 {
@@ -341,8 +358,19 @@ func upgradeResult(e *env, asJSON bool, cluster string, target *semver.Version, 
 	} else {
 		fmt.Fprintf(e.stderr, "  hops done:   none\n")
 	}
+	if reps, rerr := d.Replicas(context.WithoutCancel(e.ctx)); rerr == nil {
+		var vs []string
+		for _, r := range reps {
+			state := ""
+			if !r.Running {
+				state = ", not running"
+			}
+			vs = append(vs, fmt.Sprintf("%s on %s%s", r.ID, r.Version, state))
+		}
+		fmt.Fprintf(e.stderr, "  replicas:    %s\n", strings.Join(vs, "; "))
+	}
 	fmt.Fprintf(e.stderr, "  continue:    %s\n", resume)
-	if errors.Is(err, context.Canceled) {
+	if interrupted(err) {
 		return silent(ExitInterrupted)
 	}
 	return silent(ExitFailed)

@@ -64,6 +64,9 @@ type Record struct {
 	Created time.Time `json:"created"`
 	// Secrets maps each secret's name to its file (0600) in the folder.
 	Secrets map[string]string `json:"secrets,omitempty"`
+	// Build names the artifacts the cluster runs, when the driver keeps
+	// more than one set (the docker driver's image build).
+	Build string `json:"build,omitempty"`
 }
 
 // Secret reads the secret name of the cluster, without its trailing newline.
@@ -79,13 +82,14 @@ func (r Record) Secret(name string) (string, error) {
 	return strings.TrimRight(string(data), "\r\n"), nil
 }
 
-const recordFile = "cluster.json"
+// RecordFile is the record's file name in a cluster folder.
+const RecordFile = "cluster.json"
 
 // ReadRecord reads the record of cluster name; an error wrapping
 // ErrNoCluster, naming the clusters there are, if it has none.
 func ReadRecord(root, name string) (Record, error) {
 	var r Record
-	data, err := os.ReadFile(filepath.Join(ClusterDir(root, name), recordFile))
+	data, err := os.ReadFile(filepath.Join(ClusterDir(root, name), RecordFile))
 	if errors.Is(err, os.ErrNotExist) {
 		there := "there are none here"
 		if names := Clusters(root); len(names) > 0 {
@@ -97,7 +101,7 @@ func ReadRecord(root, name string) (Record, error) {
 		return r, fmt.Errorf("read cluster record: %w", err)
 	}
 	if err := json.Unmarshal(data, &r); err != nil {
-		return r, fmt.Errorf("read cluster record %s: %w", filepath.Join(ClusterDir(root, name), recordFile), err)
+		return r, fmt.Errorf("read cluster record %s: %w", filepath.Join(ClusterDir(root, name), RecordFile), err)
 	}
 	return r, nil
 }
@@ -107,7 +111,7 @@ func Clusters(root string) []string {
 	entries, _ := os.ReadDir(filepath.Join(root, "clusters"))
 	var names []string
 	for _, e := range entries {
-		if _, err := os.Stat(filepath.Join(root, "clusters", e.Name(), recordFile)); err == nil {
+		if _, err := os.Stat(filepath.Join(root, "clusters", e.Name(), RecordFile)); err == nil {
 			names = append(names, e.Name())
 		}
 	}
@@ -117,7 +121,7 @@ func Clusters(root string) []string {
 
 // WriteRecord writes r atomically into its cluster folder.
 func WriteRecord(root string, r Record) error {
-	return WriteFileAtomic(filepath.Join(ClusterDir(root, r.Name), recordFile), r)
+	return WriteFileAtomic(filepath.Join(ClusterDir(root, r.Name), RecordFile), r)
 }
 
 // CheckNew fails, wrapping ErrClusterExists, if cluster name has a folder.

@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -139,6 +140,48 @@ func Resolve(ctx context.Context, base, repo, tag string, timeout time.Duration)
 	return d.Digest, nil
 }
 
+// Readable reads repo:tag back whole from the replica at base: its
+// manifest, which must have digest want, its config and every layer, each
+// checked against its digest as it is read.
+func Readable(ctx context.Context, base, repo, tag string, want v1.Hash, timeout time.Duration) error {
+	ref, err := ref(base, repo, tag)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	img, err := remote.Image(ref, remote.WithContext(ctx), remote.WithTransport(transport))
+	if err != nil {
+		return err
+	}
+	got, err := img.Digest()
+	if err != nil {
+		return err
+	}
+	if got != want {
+		return fmt.Errorf("%s:%s is %s, written as %s", repo, tag, got, want)
+	}
+	if _, err := img.RawConfigFile(); err != nil {
+		return fmt.Errorf("read config of %s:%s: %w", repo, tag, err)
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return err
+	}
+	for _, l := range layers {
+		rc, err := l.Compressed()
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(io.Discard, rc)
+		rc.Close()
+		if err != nil {
+			return fmt.Errorf("read a layer of %s:%s: %w", repo, tag, err)
+		}
+	}
+	return nil
+}
+
 var transport = &http.Transport{
 	Proxy:               nil,
 	MaxIdleConnsPerHost: 4,
@@ -227,8 +270,8 @@ func (c *Client) read(ctx context.Context) {
 	}
 }
 
-// Verify checks that every tag written resolves, on every replica, to the
-// digest it was written with.
+// Verify checks that every tag written reads back whole, on every
+// replica: the manifest it was written with, its config and its layers.
 func (c *Client) Verify(ctx context.Context) Verification {
 	c.mu.Lock()
 	tags := append([]string(nil), c.order...)
@@ -240,8 +283,7 @@ func (c *Client) Verify(ctx context.Context) Verification {
 	v := Verification{Tags: len(tags)}
 	for _, tag := range tags {
 		for _, base := range c.URLs {
-			got, err := Resolve(ctx, base, c.Repo, tag, 10*time.Second)
-			if err != nil || got != want[tag] {
+			if err := Readable(ctx, base, c.Repo, tag, want[tag], 10*time.Second); err != nil {
 				v.Missing = append(v.Missing, tag+"@"+base)
 			}
 		}

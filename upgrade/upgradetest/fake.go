@@ -190,6 +190,25 @@ func (c *Cluster) RemoveArtifact(version string) {
 	c.missing[version] = true
 }
 
+// Kill ends replica id's process, as kill -9 would: it stops answering
+// and the driver reports it not running, until it is started again.
+func (c *Cluster) Kill(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.replica(id).broken = "killed"
+	c.electLeader()
+}
+
+// LogTail returns what replica id logged last: why it is not running.
+func (c *Cluster) LogTail(ctx context.Context, id string, lines int) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if r := c.replica(id); r != nil && r.broken != "" {
+		return id + " exited: " + r.broken
+	}
+	return ""
+}
+
 // Stick keeps replica id answering but applying nothing until cure.
 func (c *Cluster) Stick(id string, cure Cure) {
 	c.mu.Lock()
@@ -362,7 +381,11 @@ func (c *Cluster) status() upgrade.Status {
 		rs := upgrade.ReplicaStatus{ID: r.id, URL: "fake://" + r.id}
 		switch {
 		case r.frozen:
-			rs.Error = "does not answer within 2s (frozen or overloaded?)"
+			// As a frozen process looks: it answers nothing, and the
+			// leader (another replica) has not heard from it.
+			rs.Error = "does not answer within 2s"
+			rs.Unresponsive = true
+			rs.Silent = c.leader != "" && c.leader != r.id
 		case r.broken != "":
 			rs.Error = "refuses connections (exited: " + r.broken + ")"
 		case r.starting > 0:
@@ -408,6 +431,7 @@ var (
 	_ driver.Driver          = (*Cluster)(nil)
 	_ driver.ArtifactChecker = (*Cluster)(nil)
 	_ driver.Freezer         = (*Cluster)(nil)
+	_ driver.LogTailer       = (*Cluster)(nil)
 	_ upgrade.App            = (*App)(nil)
 )
 

@@ -1,0 +1,143 @@
+package faults
+
+import (
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/client"
+
+	"github.com/ladder-dev/ladder/driver/docker"
+	"github.com/ladder-dev/ladder/driver/local"
+	"github.com/ladder-dev/ladder/internal/testbin"
+	"github.com/ladder-dev/ladder/upgrade"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testbin.Cleanup()
+	os.Exit(code)
+}
+
+func containerRestart(timeout int) client.ContainerRestartOptions {
+	return client.ContainerRestartOptions{Timeout: &timeout}
+}
+
+// sample is the fixed sample of the matrix that every test run covers:
+// each fault, each target, steps of both hops, both drivers.
+var sample = []fcase{
+	{driver: local.Name, at: point{hop: 0, step: upgrade.StepWait, roll: 0}, fault: freeze, target: follower},
+	{driver: local.Name, at: point{hop: 1, step: upgrade.StepPreflight}, fault: kill, target: leader},
+	{driver: local.Name, at: point{hop: 1, step: upgrade.StepReplace, roll: 1}, fault: restart, target: replaced},
+	{driver: local.Name, at: point{hop: 1, step: upgrade.StepMigrate}, fault: freeze, target: leader},
+	{driver: local.Name, at: point{hop: 0, step: upgrade.StepFinalize}, fault: kill, target: follower},
+	{driver: docker.Name, at: point{hop: 1, step: upgrade.StepWait, roll: 0}, fault: freeze, target: follower},
+	{driver: docker.Name, at: point{hop: 0, step: upgrade.StepReplace, roll: 1}, fault: partition, target: follower},
+	{driver: docker.Name, at: point{hop: 1, step: upgrade.StepReplace, roll: 2}, fault: kill, target: replaced},
+}
+
+func TestSample(t *testing.T) {
+	if testing.Short() {
+		t.Skip("upgrades real clusters: skipped with -short")
+	}
+	runCases(t, sample)
+}
+
+// TestMatrix runs every case for both drivers.
+func TestMatrix(t *testing.T) {
+	if os.Getenv("LADDER_FAULT_TESTS") != "1" {
+		t.Skip("the full fault matrix runs with LADDER_FAULT_TESTS=1 (an hour or more)")
+	}
+	var cases []fcase
+	for _, drv := range []string{local.Name, docker.Name} {
+		if only := os.Getenv("LADDER_FAULT_DRIVER"); only != "" && only != drv {
+			continue
+		}
+		cases = append(cases, matrix(drv)...)
+	}
+	runCases(t, cases)
+}
+
+// runCases runs each case in a subtest, prints the table, and fails the
+// cases that neither finished nor stopped cleanly and then finished, or
+// that lost a write.
+func runCases(t *testing.T, cases []fcase) {
+	var (
+		mu   sync.Mutex
+		rows []result
+	)
+	t.Cleanup(func() {
+		slices.SortFunc(rows, func(a, b result) int { return strings.Compare(a.c.String(), b.c.String()) })
+		out := table(rows) + summary(rows)
+		t.Log("\n" + out)
+		if path := os.Getenv("LADDER_FAULT_REPORT"); path != "" {
+			if err := os.WriteFile(path, []byte(out), 0o644); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	for _, fc := range cases {
+		if fc.driver == docker.Name && !dockerAnswers(t) {
+			continue
+		}
+		t.Run(strings.ReplaceAll(fc.String(), " ", "_"), func(t *testing.T) {
+			t.Parallel()
+			r := run(t, fc)
+			mu.Lock()
+			rows = append(rows, r)
+			mu.Unlock()
+			switch {
+			case r.err != nil:
+				t.Error(r.err)
+			case len(r.lost) > 0:
+				t.Errorf("lost %d acknowledged writes: %s", len(r.lost), strings.Join(r.lost, "; "))
+			}
+		})
+	}
+}
+
+// summary gives the median time to name a frozen or killed replica, per
+// driver.
+func summary(rows []result) string {
+	var b strings.Builder
+	for _, drv := range []string{local.Name, docker.Name} {
+		var named []time.Duration
+		for _, r := range rows {
+			if r.c.driver == drv && (r.c.fault == freeze || r.c.fault == kill) && r.named >= 0 {
+				named = append(named, r.named)
+			}
+		}
+		if len(named) == 0 {
+			continue
+		}
+		slices.Sort(named)
+		b.WriteString(drv + ": replica named after a freeze or a kill: median " + named[len(named)/2].Round(100*time.Millisecond).String() +
+			", range " + named[0].Round(100*time.Millisecond).String() + "–" + named[len(named)-1].Round(100*time.Millisecond).String() + "\n")
+	}
+	return b.String()
+}
+
+var dockerChecked, dockerOK bool
+
+// dockerAnswers reports whether an engine answers; without one the docker
+// cases skip, with a message, unless LADDER_REQUIRE_DOCKER=1 makes that a
+// failure.
+func dockerAnswers(t *testing.T) bool {
+	if !dockerChecked {
+		dockerChecked = true
+		if cli, err := docker.NewClient(); err == nil {
+			dockerOK = docker.Ping(t.Context(), cli) == nil
+			cli.Close()
+		}
+		if !dockerOK {
+			if os.Getenv("LADDER_REQUIRE_DOCKER") == "1" {
+				t.Fatal("no Docker engine answers, and LADDER_REQUIRE_DOCKER=1")
+			}
+			t.Log("no Docker engine answers: the docker cases are skipped")
+		}
+	}
+	return dockerOK
+}
