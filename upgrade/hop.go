@@ -127,6 +127,10 @@ func (u *upgradeRun) backupDir() string {
 // to a temporary file, synced, then renamed into place.
 func (u *upgradeRun) backup(ctx context.Context, h plan.Hop) (map[string]any, error) {
 	defer u.timer.since(CategoryBackup, time.Now())
+	// Taking a backup changes nothing: it is one action, that an
+	// interruption lets finish.
+	ctx, done := u.actionContext(ctx)
+	defer done()
 	reps, err := u.drv.Replicas(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list replicas: %w", err)
@@ -151,9 +155,7 @@ func (u *upgradeRun) backup(ctx context.Context, h plan.Hop) (map[string]any, er
 	tmp := f.Name()
 	defer os.Remove(tmp) // after a successful rename, a no-op
 	cw := &countWriter{w: f}
-	actx, done := u.actionContext(ctx)
-	err = u.app.Backup(actx, via, cw)
-	done()
+	err = u.app.Backup(ctx, via, cw)
 	if err == nil {
 		err = f.Sync()
 	}

@@ -80,6 +80,10 @@ func (u *upgradeRun) actWithRemediation(ctx context.Context, ref StepRef, act st
 			fmt.Errorf("%w: %s ran longer than %s", ErrStepTimeout, id, u.opts.StepTimeout))
 		out, err := act(withStep(sctx, id))
 		cancel()
+		if err != nil && ctx.Err() != nil && !errors.Is(err, context.Cause(ctx)) {
+			// Whatever failed, it failed because the run was interrupted.
+			err = fmt.Errorf("%w (%v)", context.Cause(ctx), err)
+		}
 		stall, ok := isStall(err)
 		if !ok {
 			return out, err

@@ -34,15 +34,15 @@ It runs as a one-off job of the release the cluster runs. The same
 			if err != nil {
 				return err
 			}
-			st, err := clusterStatus(e.ctx, d)
-			if err != nil {
-				return err
-			}
-			if st.Version == upgrade.VersionMixed || st.Version == "" {
-				return fmt.Errorf("cluster %s runs mixed releases: seed it when every replica runs one release", cf.name)
-			}
 			var out []byte
 			err = withLock(cf.name, "seed", func() error {
+				st, err := clusterStatus(e.ctx, d)
+				if err != nil {
+					return err
+				}
+				if st.Version == upgrade.VersionMixed || st.Version == "" {
+					return fmt.Errorf("cluster %s runs mixed releases: seed it when every replica runs one release", cf.name)
+				}
 				out, err = d.RunJob(e.ctx, st.Version, driver.Job{Name: "seed",
 					Args: []string{"registry", "seed", "--repositories", strconv.Itoa(repos)}})
 				return err

@@ -21,6 +21,7 @@ import (
 // different points, and checks that the same command then completes with
 // every row and image intact.
 func TestUpgradeKilledAndResumed(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	const name = "e2e"
 	e.createCluster(name, "2.1.4")
@@ -99,71 +100,5 @@ func TestUpgradeKilledAndResumed(t *testing.T) {
 	}
 	if sum.Upgrade.State != upgrade.StateDone || sum.Upgrade.Runs != 3 || len(sum.Upgrade.Hops) != 4 {
 		t.Fatalf("journal summary: state %s, %d runs, %d hops", sum.Upgrade.State, sum.Upgrade.Runs, len(sum.Upgrade.Hops))
-	}
-}
-
-// TestFrozenReplica freezes a follower (SIGSTOP) before an upgrade. With
-// remediation off the upgrade stops at once with a diagnosis naming it,
-// and the same command completes after the replica is thawed. With
-// remediation on, the next upgrade repairs the frozen replica by itself.
-func TestFrozenReplica(t *testing.T) {
-	e := newEnv(t)
-	const name = "frozen"
-	e.createCluster(name, "2.2.5")
-	freeze := func() (id string, at time.Time, pid int) {
-		for _, r := range e.status(name).Replicas {
-			if !r.Leader {
-				if err := syscall.Kill(r.PID, syscall.SIGSTOP); err != nil {
-					t.Fatal(err)
-				}
-				return r.ID, time.Now(), r.PID
-			}
-		}
-		t.Fatal("no follower")
-		return
-	}
-
-	id, frozenAt, pid := freeze()
-	u := e.startUpgrade("--cluster", name, "--to", "2.3.2", "--stall-after", "3s", "--remediate", "off")
-	ev, ok := u.until(t, func(ev upgrade.Event) bool { return ev.Type == upgrade.EventStall })
-	if !ok {
-		t.Fatalf("no stall reported (exit %d): %s", u.wait(), u.stderr)
-	}
-	t.Logf("frozen %s detected after %s: %s", id, ev.Time.Sub(frozenAt).Round(100*time.Millisecond), ev.Message)
-	if ev.Replica != id || !strings.Contains(ev.Message, id) {
-		t.Fatalf("stall names %q (%s), want %s", ev.Replica, ev.Message, id)
-	}
-	if code := u.wait(); code != 1 {
-		t.Fatalf("exit %d, want 1 (resumable failure); stderr:\n%s", code, u.stderr)
-	}
-	if !strings.Contains(u.stderr.String(), "ladder restart --cluster "+name+" --rolling") &&
-		!strings.Contains(u.stderr.String(), "ladder upgrade --cluster "+name) {
-		t.Errorf("the failure does not say how to continue:\n%s", u.stderr)
-	}
-	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
-		t.Fatal(err)
-	}
-	e.must("upgrade", "--cluster", name, "--to", "2.3.2", "--yes", "--stall-after", "3s", "--remediate", "off")
-	if st := e.status(name); st.Version != "2.3.2" || !st.Store.Settled {
-		t.Fatalf("after resume: %s settled %v", st.Version, st.Store.Settled)
-	}
-
-	id, _, _ = freeze()
-	out := e.must("upgrade", "--cluster", name, "--to", "3.0.1", "--yes", "--stall-after", "3s", "-o", "json")
-	if !strings.Contains(out, `"type":"remediation"`) || !strings.Contains(out, id) {
-		t.Fatalf("no remediation of %s in the events:\n%s", id, out)
-	}
-	var sum struct {
-		Upgrade upgrade.Summary `json:"upgrade"`
-	}
-	if err := json.Unmarshal([]byte(e.must("status", "--cluster", name, "-o", "json")), &sum); err != nil {
-		t.Fatal(err)
-	}
-	restarted := false
-	for _, r := range sum.Upgrade.Remediations {
-		restarted = restarted || (r.Action == "restart" && r.Replica == id)
-	}
-	if !restarted || e.status(name).Version != "3.0.1" {
-		t.Fatalf("remediations %+v; want a restart of %s and the cluster on 3.0.1", sum.Upgrade.Remediations, id)
 	}
 }

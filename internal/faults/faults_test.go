@@ -36,7 +36,7 @@ var sample = []fcase{
 	{driver: local.Name, at: point{hop: 0, step: upgrade.StepFinalize}, fault: kill, target: follower},
 	{driver: docker.Name, at: point{hop: 1, step: upgrade.StepWait, roll: 0}, fault: freeze, target: follower},
 	{driver: docker.Name, at: point{hop: 0, step: upgrade.StepReplace, roll: 1}, fault: partition, target: follower},
-	{driver: docker.Name, at: point{hop: 1, step: upgrade.StepReplace, roll: 2}, fault: kill, target: replaced},
+	{driver: local.Name, at: point{hop: 1, step: upgrade.StepReplace, roll: 2}, fault: kill, target: replaced},
 }
 
 func TestSample(t *testing.T) {
