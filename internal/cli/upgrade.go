@@ -113,14 +113,19 @@ func newUpgradeCmd(e *env) *cobra.Command {
 
 Waits on the store are progress-aware: they go on while lagging replicas
 catch up (up to --max-wait), and end as soon as nothing has moved for
---stall-after, naming the replica, the table and the gap. With --remediate
-auto a stall is repaired the way the original system's manual recovery
-did it: restart the stuck replica; if the store still has not settled,
-restart every replica one at a time; then retry the step.
+--stall-after, naming the replica, the table and the gap. A replica whose
+process exited, that is frozen, or that the store's leader no longer hears
+while it answers nothing is named at once, whatever --stall-after says.
+With --remediate auto a stall is repaired the way the original system's
+manual recovery did it: restart the stuck replica; if the store still has
+not settled, restart every replica one at a time; then retry the step.
 
-Every step is journaled. If the upgrade stops (a failure, Ctrl-C, a
-crash), run the same command again: it resumes where it stopped. One
-upgrade runs at a time per cluster.
+Every step is journaled. If the upgrade stops (a failure, a crash), run
+the same command again: it resumes where it stopped. Ctrl-C stops the
+waiting at once, lets the action under way (a replace, a backup, the
+migration) finish and be journaled, prints where the cluster is, and exits
+130; a second Ctrl-C cuts the action short. One upgrade runs at a time per
+cluster, and destroy, seed and restarts wait for it.
 
 Before anything changes the plan is shown; on a terminal ladder asks to go
 on, elsewhere --yes is required. Skippable policy warnings need --force;
