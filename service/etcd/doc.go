@@ -12,10 +12,19 @@
 //   - Releases, Fetch, Cached: the built-in list of etcd releases the Go
 //     module proxy serves, and static builds of etcd and etcdctl cached
 //     under cacheDir/etcd/<version>/ (minutes to build, so built once).
+//   - Probe, Prober, Settled: each member's maintenance status, health
+//     (/health?serializable=true), readiness (/readyz) and cluster version
+//     (/version), every request bounded by ProbeTimeout so a frozen member
+//     is named within about two seconds; and the settled rule the engine
+//     waits on before it takes a member down.
+//   - Backup: a consistent snapshot of one member's store, checksum
+//     verified, in the format `etcdctl snapshot save` writes.
 //
 // Invariants:
 //   - A release folder in the cache is complete or absent: builds are
 //     checked (etcd --version reports the release) and renamed into place.
+//   - Probe never fails as a whole: a member that cannot be asked is in
+//     the report with the reason, so callers always see every member.
 //
 // etcd's upgrade rules, for the policy that uses this package: patch
 // upgrades freely; one minor at a time; the latest patch of a minor before

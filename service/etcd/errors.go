@@ -11,4 +11,7 @@ var (
 	// ErrWrongBuild: a built program does not report the release it was
 	// built from.
 	ErrWrongBuild = errors.New("build reports another version")
+	// ErrBadSnapshot: a backup stream ended early or its checksum does not
+	// match.
+	ErrBadSnapshot = errors.New("bad snapshot stream")
 )
