@@ -387,6 +387,28 @@ func (c *testCluster) checkKeys() {
 	}
 }
 
+// snapshotIndexes reads every member's newest WAL snapshot index, keyed
+// by name.
+func (c *testCluster) snapshotIndexes() map[string]uint64 {
+	c.t.Helper()
+	idx := map[string]uint64{}
+	for _, m := range c.members {
+		i, err := SnapshotIndex(m.dir)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		idx[m.name] = i
+	}
+	return idx
+}
+
+// indexFunc is a SnapshotIndexFunc over the members' data dirs.
+func (c *testCluster) indexFunc() SnapshotIndexFunc {
+	return func(_ context.Context, endpoint string) (uint64, error) {
+		return SnapshotIndex(c.member(endpoint).dir)
+	}
+}
+
 // freePorts returns n distinct free TCP ports on 127.0.0.1.
 func freePorts(t *testing.T, n int) []int {
 	t.Helper()

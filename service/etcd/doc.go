@@ -19,12 +19,16 @@
 //     waits on before it takes a member down.
 //   - Backup: a consistent snapshot of one member's store, checksum
 //     verified, in the format `etcdctl snapshot save` writes.
+//   - Barrier, SnapshotIndex, CheckSnapshots, ForceSnapshots: the 3.6 → 3.7
+//     hazard (see hazard.go): detect it, fix it, verify the fix.
 //
 // Invariants:
 //   - A release folder in the cache is complete or absent: builds are
 //     checked (etcd --version reports the release) and renamed into place.
 //   - Probe never fails as a whole: a member that cannot be asked is in
 //     the report with the reason, so callers always see every member.
+//   - Nothing here changes a cluster's keys. Barrier and ForceSnapshots
+//     propose raft entries, but only no-op transactions.
 //
 // etcd's upgrade rules, for the policy that uses this package: patch
 // upgrades freely; one minor at a time; the latest patch of a minor before
