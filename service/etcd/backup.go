@@ -23,8 +23,9 @@ type BackupInfo struct {
 	Revision int64 `json:"revision"`
 	// Size is the number of bytes written, checksum included.
 	Size int64 `json:"size"`
-	// Version is the member's server version as the stream reports it
-	// (etcd 3.6 and later; "" from 3.5).
+	// Version is the storage version the stream reports, MAJOR.MINOR.0:
+	// the etcd minor a restore should use (etcd 3.6 and later; "" from
+	// 3.5).
 	Version string `json:"version,omitempty"`
 }
 

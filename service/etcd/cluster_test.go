@@ -2,6 +2,7 @@ package etcd
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -26,6 +27,10 @@ type testCluster struct {
 	bins    map[string]Binaries
 	token   string
 	members []*testMember
+	// tls, when set, makes every URL https and every member require
+	// client certificates from its clients and peers.
+	tls *testTLS
+	hc  *http.Client
 }
 
 type testMember struct {
@@ -57,17 +62,27 @@ func fetchReleases(t *testing.T, versions ...string) map[string]Binaries {
 }
 
 // newTestCluster starts n members of version as a new cluster and waits
-// until every member is healthy.
-func newTestCluster(t *testing.T, bins map[string]Binaries, version string, n int) *testCluster {
+// until every member is healthy. With secure (from newTestTLS) every
+// connection is TLS with client certificates.
+func newTestCluster(t *testing.T, bins map[string]Binaries, version string, n int, secure ...*testTLS) *testCluster {
 	t.Helper()
 	ports := freePorts(t, 2*n)
-	c := &testCluster{t: t, bins: bins, token: fmt.Sprintf("ladder-test-%d", time.Now().UnixNano())}
+	c := &testCluster{t: t, bins: bins, token: fmt.Sprintf("ladder-test-%d", time.Now().UnixNano()),
+		hc: &http.Client{Timeout: ProbeTimeout}}
+	scheme := "http"
+	if len(secure) > 0 {
+		c.tls, scheme = secure[0], "https"
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = c.tls.client
+		c.hc.Transport = tr
+	}
+	t.Cleanup(c.hc.CloseIdleConnections)
 	root := t.TempDir()
 	for i := range n {
 		m := &testMember{
 			name:      fmt.Sprintf("m%d", i),
-			clientURL: fmt.Sprintf("http://127.0.0.1:%d", ports[2*i]),
-			peerURL:   fmt.Sprintf("http://127.0.0.1:%d", ports[2*i+1]),
+			clientURL: fmt.Sprintf("%s://127.0.0.1:%d", scheme, ports[2*i]),
+			peerURL:   fmt.Sprintf("%s://127.0.0.1:%d", scheme, ports[2*i+1]),
 		}
 		m.dir = filepath.Join(root, m.name, "data")
 		m.logPath = filepath.Join(root, m.name, "etcd.log")
@@ -113,6 +128,9 @@ func (c *testCluster) start(m *testMember, version string, extra ...string) {
 		"--initial-cluster", c.initialCluster(),
 		"--initial-cluster-state", "new",
 		"--initial-cluster-token", c.token,
+	}
+	if c.tls != nil {
+		args = append(args, c.tls.flags()...)
 	}
 	args = append(args, extra...)
 	logf, err := os.OpenFile(m.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -176,6 +194,14 @@ func (c *testCluster) killAll() {
 			<-m.exited
 		}
 	}
+}
+
+// clientTLS is the client side of the cluster's TLS (nil without).
+func (c *testCluster) clientTLS() *tls.Config {
+	if c.tls == nil {
+		return nil
+	}
+	return c.tls.client
 }
 
 func (c *testCluster) endpoints() []string {
@@ -244,8 +270,6 @@ func waitFor(t *testing.T, what string, cond func() (bool, string)) {
 	}
 }
 
-var healthClient = &http.Client{Timeout: ProbeTimeout}
-
 // healthy reports whether m answers GET /health (linearizable: it sees a
 // leader and can read through raft) with health "true", as
 // `etcdctl endpoint health` would.
@@ -253,7 +277,7 @@ func (c *testCluster) healthy(m *testMember) (bool, string) {
 	if m.cmd != nil && !m.running() {
 		return false, fmt.Sprintf("%s exited: %v\n%s", m.name, m.exitErr, m.logTail(20))
 	}
-	resp, err := healthClient.Get(m.clientURL + "/health")
+	resp, err := c.hc.Get(m.clientURL + "/health")
 	if err != nil {
 		return false, err.Error()
 	}
@@ -284,7 +308,7 @@ func (c *testCluster) waitAllHealthy() {
 // waitSettled waits until Settled holds for the whole cluster.
 func (c *testCluster) waitSettled(maxGap uint64) Report {
 	c.t.Helper()
-	p, err := NewProber(c.endpoints(), nil, nil)
+	p, err := NewProber(c.endpoints(), c.clientTLS(), nil)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -300,7 +324,7 @@ func (c *testCluster) waitSettled(maxGap uint64) Report {
 // waitClusterVersion waits until every member reports cluster version want.
 func (c *testCluster) waitClusterVersion(want string) {
 	c.t.Helper()
-	p, err := NewProber(c.endpoints(), nil, nil)
+	p, err := NewProber(c.endpoints(), c.clientTLS(), nil)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -335,7 +359,7 @@ func (c *testCluster) rollOrder() []*testMember {
 
 func (c *testCluster) client() *clientv3.Client {
 	c.t.Helper()
-	cl, err := newClient(c.endpoints(), nil)
+	cl, err := newClient(c.endpoints(), c.clientTLS())
 	if err != nil {
 		c.t.Fatal(err)
 	}

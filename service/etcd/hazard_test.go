@@ -108,7 +108,7 @@ func TestHazard36to37(t *testing.T) {
 			c.waitClusterVersion("3.6.0")
 			revBefore := c.waitSettled(50).Members[0].Revision
 
-			barrier, err := Barrier(t.Context(), c.endpoints(), nil, testLogger(t))
+			barrier, err := Barrier(t.Context(), c.endpoints(), c.clientTLS(), testLogger(t))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -166,7 +166,7 @@ func TestHazard36to37(t *testing.T) {
 				}
 			}
 
-			if err := ForceSnapshots(t.Context(), c.endpoints(), nil, barrier, c.indexFunc(), ForceSnapshotsOptions{}, testLogger(t)); err != nil {
+			if err := ForceSnapshots(t.Context(), c.endpoints(), c.clientTLS(), barrier, c.indexFunc(), ForceSnapshotsOptions{}, testLogger(t)); err != nil {
 				t.Fatal(err)
 			}
 			if rev := c.waitSettled(50).Members[0].Revision; rev != revBefore {

@@ -3,6 +3,7 @@ package etcd
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -396,11 +397,15 @@ var errUnhealthy = errors.New("unhealthy")
 // answer in time, refuses connections, or which requests failed how.
 func diagnose(errs [nReq]error) string {
 	var failed, timeouts, refused int
+	var tlsErr error
 	for _, err := range errs {
 		if err == nil {
 			continue
 		}
 		failed++
+		if tlsErr == nil && isTLSError(err) {
+			tlsErr = err
+		}
 		var ne net.Error
 		switch {
 		case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
@@ -418,6 +423,9 @@ func diagnose(errs [nReq]error) string {
 		return "refuses connections (not running, or not listening yet)"
 	case timeouts == failed:
 		return fmt.Sprintf("does not answer within %s (frozen or overloaded?)", ProbeTimeout)
+	case tlsErr != nil:
+		// gRPC hides the handshake error behind its deadline; HTTP shows it.
+		return "fails the TLS handshake (check the CA and the client certificate): " + tlsErr.Error()
 	}
 	var parts []string
 	for i, err := range errs {
@@ -429,6 +437,24 @@ func diagnose(errs [nReq]error) string {
 		return "is unhealthy: " + strings.Join(parts, "; ")
 	}
 	return "fails: " + strings.Join(parts, "; ")
+}
+
+// isTLSError reports whether err is a failed TLS handshake: an alert from
+// the member (such as "certificate required"), a certificate ladder does
+// not trust, or TLS spoken to a plain-HTTP port.
+func isTLSError(err error) bool {
+	// A TLS alert from the peer arrives as a *net.OpError "remote error".
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "remote error" {
+		return true
+	}
+	var alert tls.AlertError
+	var verify *tls.CertificateVerificationError
+	var header tls.RecordHeaderError
+	var unknown x509.UnknownAuthorityError
+	var host x509.HostnameError
+	return errors.As(err, &alert) || errors.As(err, &verify) || errors.As(err, &header) ||
+		errors.As(err, &unknown) || errors.As(err, &host)
 }
 
 // get fetches url; when v is not nil and the body is JSON it is decoded

@@ -85,6 +85,9 @@ func TestDiagnose(t *testing.T) {
 		{name: "down", errs: [nReq]error{timeout, refused, refused, refused, timeout}, want: "refuses connections"},
 		{name: "alarm", errs: [nReq]error{reqHealth: fmt.Errorf("%w: HTTP 503 NOSPACE", errUnhealthy)},
 			want: "is unhealthy: health: unhealthy: HTTP 503 NOSPACE"},
+		{name: "no client certificate", errs: [nReq]error{timeout,
+			&net.OpError{Op: "remote error", Err: errors.New("tls: certificate required")}, nil, nil, timeout},
+			want: "fails the TLS handshake (check the CA and the client certificate): remote error: tls: certificate required"},
 		{name: "status fails", errs: [nReq]error{reqStatus: errors.New("rpc error: permission denied")},
 			want: "fails: status: rpc error: permission denied"},
 	}
@@ -196,7 +199,7 @@ func TestProbeRealMembers(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = frozen.cmd.Process.Signal(syscall.SIGCONT) })
-	p, err := NewProber(c.endpoints(), nil, nil)
+	p, err := NewProber(c.endpoints(), c.clientTLS(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,4 +228,42 @@ func TestProbeRealMembers(t *testing.T) {
 		m, _ := r.Member(frozen.clientURL)
 		return strings.Contains(m.Error, "refuses connections"), m.Error
 	})
+}
+
+// A member that is down when the prober is made is named as refusing
+// connections; one that accepts connections and never answers (as a
+// frozen process's listen queue does) as not answering in time.
+func TestProbeUnreachable(t *testing.T) {
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	down := "http://127.0.0.1:" + fmt.Sprint(freePorts(t, 1)[0])
+	frozen := "http://" + silent.Addr().String()
+	r, err := Probe(t.Context(), []string{down, frozen}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ endpoint, want string }{
+		{down, "refuses connections"},
+		{frozen, "does not answer within"},
+	} {
+		m, ok := r.Member(tc.endpoint)
+		if !ok || m.Reachable || !strings.Contains(m.Error, tc.want) {
+			t.Errorf("member %s: %+v; want unreachable, %q", tc.endpoint, m, tc.want)
+		}
+	}
+	if ok, why := Settled(r, 10); ok || !strings.Contains(why, down) {
+		t.Errorf("Settled = %v, %q; want false naming %s", ok, why, down)
+	}
 }
