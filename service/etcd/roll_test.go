@@ -1,0 +1,126 @@
+package etcd
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// hopTiming is one hop of a by-hand roll.
+type hopTiming struct {
+	from, to string
+	// members: per member, in roll order, how long SIGTERM took to stop
+	// it and how long the new release took to answer /health.
+	members []memberTiming
+	// versionAfter: from the last member healthy to the cluster version
+	// reporting the new minor.
+	versionAfter time.Duration
+	// total: from the first stop to the cluster version reporting the new
+	// minor.
+	total time.Duration
+}
+
+type memberTiming struct {
+	name         string
+	leader       bool
+	stop, health time.Duration
+}
+
+// rollByHand replaces every member with version to, the way an operator's
+// script does: find the leader (it goes last); for each member, wait until
+// every member answers /health, stop it with SIGTERM, start the new
+// binary on the same data dir, wait until it answers /health; then wait
+// for the cluster version to move to the new minor.
+func (c *testCluster) rollByHand(to, clusterVersion string) hopTiming {
+	c.t.Helper()
+	h := hopTiming{from: c.members[0].version, to: to}
+	order := c.rollOrder()
+	start := time.Now()
+	for i, m := range order {
+		c.waitAllHealthy()
+		t0 := time.Now()
+		c.stop(m)
+		t1 := time.Now()
+		c.start(m, to)
+		c.waitHealthy(m)
+		h.members = append(h.members, memberTiming{name: m.name, leader: i == len(order)-1, stop: t1.Sub(t0), health: time.Since(t1)})
+	}
+	lastHealthy := time.Now()
+	c.waitClusterVersion(clusterVersion)
+	h.versionAfter = time.Since(lastHealthy)
+	h.total = time.Since(start)
+	return h
+}
+
+func (h hopTiming) String() string {
+	var parts []string
+	for _, m := range h.members {
+		role := ""
+		if m.leader {
+			role = " (leader)"
+		}
+		parts = append(parts, fmt.Sprintf("%s%s stop %.1fs health %.1fs", m.name, role, m.stop.Seconds(), m.health.Seconds()))
+	}
+	return fmt.Sprintf("%s→%s %.1fs [%s; cluster version %.1fs after the last member]",
+		h.from, h.to, h.total.Seconds(), strings.Join(parts, ", "), h.versionAfter.Seconds())
+}
+
+// TestRollByHand measures the baseline ladder is compared against: a
+// scripted roll of a 3-member cluster with 5,000 keys from 3.5.35 to 3.6.16
+// to 3.7.3, member by member, leader last, with the snapshot fix between
+// the hops (timed apart). LADDER_ETCD_RUNS sets how many runs (default 1);
+// the figures are logged, medians last. It asserts only the outcome (keys,
+// cluster version), never a duration.
+func TestRollByHand(t *testing.T) {
+	requireEtcdTests(t)
+	runs := 1
+	if s := os.Getenv("LADDER_ETCD_RUNS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			t.Fatalf("LADDER_ETCD_RUNS=%q: want a positive number", s)
+		}
+		runs = n
+	}
+	bins := fetchReleases(t, "3.5.35", "3.6.16", "3.7.3")
+	var hop1, fix, hop2 []time.Duration
+	for run := range runs {
+		t.Run(fmt.Sprintf("run%d", run+1), func(t *testing.T) {
+			c := newTestCluster(t, bins, "3.5.35", 3)
+			c.load()
+			c.waitSettled(50)
+
+			h1 := c.rollByHand("3.6.16", "3.6.0")
+			t.Logf("hop %s", h1)
+
+			t0 := time.Now()
+			barrier, err := Barrier(t.Context(), c.endpoints(), c.clientTLS(), testLogger(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := ForceSnapshots(t.Context(), c.endpoints(), c.clientTLS(), barrier, c.indexFunc(), ForceSnapshotsOptions{}, testLogger(t)); err != nil {
+				t.Fatal(err)
+			}
+			f := time.Since(t0)
+			t.Logf("snapshot fix (barrier, then no-op entries until every member snapshotted past it): %.1fs", f.Seconds())
+
+			h2 := c.rollByHand("3.7.3", "3.7.0")
+			t.Logf("hop %s", h2)
+			c.checkKeys()
+			hop1, fix, hop2 = append(hop1, h1.total), append(fix, f), append(hop2, h2.total)
+		})
+	}
+	if len(hop1) > 0 {
+		t.Logf("median of %d runs: 3.5.35→3.6.16 %.1fs, snapshot fix %.1fs, 3.6.16→3.7.3 %.1fs",
+			len(hop1), median(hop1).Seconds(), median(fix).Seconds(), median(hop2).Seconds())
+	}
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
