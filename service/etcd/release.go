@@ -19,7 +19,8 @@ import (
 // module proxy serves (both are needed to build), oldest first. Patch
 // lists have gaps: the proxy serves no etcdctl module for 3.5.23, 3.5.31,
 // 3.5.32, 3.6.12 or 3.6.13, and nothing for some other patches (3.5.24,
-// 3.5.26 among them).
+// 3.5.26 among them). For 3.5.20 it serves etcdctl but not the checksum of
+// the etcdutl module etcdctl imports, so 3.5.20 builds without etcdctl.
 var releases = []string{
 	"3.5.0", "3.5.5", "3.5.7", "3.5.8", "3.5.9", "3.5.10", "3.5.11", "3.5.12", "3.5.15", "3.5.16",
 	"3.5.20", "3.5.21", "3.5.33", "3.5.34", "3.5.35",
@@ -34,8 +35,17 @@ func Releases() []string { return append([]string(nil), releases...) }
 type Binaries struct {
 	Version string
 	Etcd    string // path of the etcd server
-	Etcdctl string // path of etcdctl
+	// Etcdctl is the path of etcdctl, or "" when the module proxy could
+	// not provide its modules (EtcdctlMissing says why). ladder itself
+	// needs only the server.
+	Etcdctl string
+	// EtcdctlMissing is why etcdctl could not be built ("" when it was).
+	EtcdctlMissing string
 }
+
+// etcdctlMissingFile, in a release folder, holds why etcdctl could not be
+// built; its presence makes the folder complete without etcdctl.
+const etcdctlMissingFile = "etcdctl.missing"
 
 var versionRE = regexp.MustCompile(`^v?(3\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?)$`)
 
@@ -68,13 +78,24 @@ func Cached(cacheDir, version string) (Binaries, error) {
 	if err != nil {
 		return Binaries{}, err
 	}
-	for _, p := range []string{b.Etcd, b.Etcdctl} {
-		fi, err := os.Stat(p)
-		if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o100 == 0 {
-			return Binaries{}, fmt.Errorf("%w: etcd %s in %s (fetch it first)", ErrNotCached, b.Version, cacheDir)
-		}
+	notCached := fmt.Errorf("%w: etcd %s in %s (fetch it first)", ErrNotCached, b.Version, cacheDir)
+	if !executable(b.Etcd) {
+		return Binaries{}, notCached
 	}
+	if executable(b.Etcdctl) {
+		return b, nil
+	}
+	why, err := os.ReadFile(filepath.Join(filepath.Dir(b.Etcd), etcdctlMissingFile))
+	if err != nil {
+		return Binaries{}, notCached
+	}
+	b.Etcdctl, b.EtcdctlMissing = "", strings.TrimSpace(string(why))
 	return b, nil
+}
+
+func executable(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o100 != 0
 }
 
 // Fetch returns the etcd and etcdctl binaries of version, building them
@@ -82,10 +103,10 @@ func Cached(cacheDir, version string) (Binaries, error) {
 // there yet.
 //
 // `go install` cannot build etcd (its modules use replace directives), so
-// Fetch builds in a scratch module: go get the server and etcdctl modules
-// at the release, then go build each. The builds are static
-// (CGO_ENABLED=0) and path-trimmed, so they run in images FROM scratch.
-// Each takes minutes on a small machine, hence the cache:
+// Fetch builds in a scratch module: go get the server module at the
+// release and go build it, then the same for etcdctl. The builds are
+// static (CGO_ENABLED=0) and path-trimmed, so they run in images FROM
+// scratch. Each takes minutes on a small machine, hence the cache:
 //
 //   - idempotent: a cached release returns at once;
 //   - exclusive: a lock file (cacheDir/etcd/<version>.lock, flock) makes a
@@ -94,6 +115,12 @@ func Cached(cacheDir, version string) (Binaries, error) {
 //   - atomic: the build goes to a temporary folder next to the cache, is
 //     checked (etcd --version must report the release) and is renamed into
 //     place, so a release folder is either complete or absent.
+//
+// etcd is required. etcdctl is not: when the proxy cannot provide its
+// modules (a proxy may serve the server of a release but not every module
+// etcdctl imports, as with 3.5.20's etcdutl), Fetch logs a warning, keeps
+// the reason in the release folder and returns Etcdctl "" with
+// EtcdctlMissing set; remove the release folder to try again.
 //
 // It needs the Go toolchain on PATH. A failed build returns an error that
 // ends with the tail of the go command's output.
@@ -139,33 +166,44 @@ func Fetch(ctx context.Context, cacheDir, version string, log *slog.Logger) (Bin
 	}
 
 	start := time.Now()
-	tag := "v" + b.Version
-	steps := []struct {
-		what string
-		args []string
-	}{
-		{"create scratch module", []string{"mod", "init", "ladder.invalid/etcd-build"}},
-		{"resolve modules", []string{"get", "go.etcd.io/etcd/server/v3@" + tag, "go.etcd.io/etcd/etcdctl/v3@" + tag}},
-		{"build etcd", []string{"build", "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(out, "etcd"), "go.etcd.io/etcd/server/v3"}},
-		{"build etcdctl", []string{"build", "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(out, "etcdctl"), "go.etcd.io/etcd/etcdctl/v3"}},
-	}
 	log.Info("building etcd release", "version", b.Version, "cache", root)
-	for _, s := range steps {
+	run := func(what string, args ...string) error {
 		t0 := time.Now()
-		if err := runGo(ctx, goBin, mod, s.args); err != nil {
-			return Binaries{}, fmt.Errorf("fetch etcd %s: %s: %w", b.Version, s.what, err)
+		if err := runGo(ctx, goBin, mod, args); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
 		}
-		log.Info("etcd build step done", "version", b.Version, "step", s.what, "seconds", time.Since(t0).Round(100*time.Millisecond).Seconds())
+		log.Info("etcd build step done", "version", b.Version, "step", what, "seconds", time.Since(t0).Round(100*time.Millisecond).Seconds())
+		return nil
 	}
-	built := Binaries{Version: b.Version, Etcd: filepath.Join(out, "etcd"), Etcdctl: filepath.Join(out, "etcdctl")}
-	if err := verify(ctx, built); err != nil {
+	build := func(name, module string) error {
+		if err := run("resolve "+name, "get", module+"@v"+b.Version); err != nil {
+			return err
+		}
+		if err := run("build "+name, "build", "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(out, name), module); err != nil {
+			return err
+		}
+		return verify(ctx, filepath.Join(out, name), b.Version)
+	}
+	if err := run("create scratch module", "mod", "init", "ladder.invalid/etcd-build"); err != nil {
 		return Binaries{}, fmt.Errorf("fetch etcd %s: %w", b.Version, err)
+	}
+	if err := build("etcd", "go.etcd.io/etcd/server/v3"); err != nil {
+		return Binaries{}, fmt.Errorf("fetch etcd %s: %w", b.Version, err)
+	}
+	if err := build("etcdctl", "go.etcd.io/etcd/etcdctl/v3"); err != nil {
+		if ctx.Err() != nil {
+			return Binaries{}, fmt.Errorf("fetch etcd %s: %w", b.Version, err)
+		}
+		log.Warn("etcdctl could not be built; caching etcd without it", "version", b.Version, "error", err)
+		if werr := os.WriteFile(filepath.Join(out, etcdctlMissingFile), []byte(err.Error()+"\n"), 0o644); werr != nil {
+			return Binaries{}, fmt.Errorf("fetch etcd %s: %w", b.Version, werr)
+		}
 	}
 	if err := os.Rename(out, filepath.Dir(b.Etcd)); err != nil {
 		return Binaries{}, fmt.Errorf("fetch etcd %s: move build into the cache: %w", b.Version, err)
 	}
 	log.Info("etcd release cached", "version", b.Version, "dir", filepath.Dir(b.Etcd), "seconds", time.Since(start).Round(time.Second).Seconds())
-	return b, nil
+	return Cached(cacheDir, b.Version)
 }
 
 // goOutputTail is how many lines of a failed go command's output an error
@@ -191,23 +229,21 @@ func runGo(ctx context.Context, goBin, dir string, args []string) error {
 	return nil
 }
 
-// verify checks that the built programs run and report version b.Version.
-func verify(ctx context.Context, b Binaries) error {
-	for _, c := range []struct {
-		path, arg, want string
-	}{
-		{b.Etcd, "--version", "etcd Version: " + b.Version},
-		{b.Etcdctl, "version", "etcdctl version: " + b.Version},
-	} {
-		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		out, err := exec.CommandContext(cctx, c.path, c.arg).CombinedOutput()
-		cancel()
-		if err != nil {
-			return fmt.Errorf("check %s %s: %w\n%s", filepath.Base(c.path), c.arg, err, tail(string(out), goOutputTail))
-		}
-		if !strings.Contains(string(out), c.want+"\n") {
-			return fmt.Errorf("check %s %s: %w: want %q in\n%s", filepath.Base(c.path), c.arg, ErrWrongBuild, c.want, tail(string(out), goOutputTail))
-		}
+// verify checks that the program at path (etcd or etcdctl) runs and
+// reports version.
+func verify(ctx context.Context, path, version string) error {
+	arg, want := "--version", "etcd Version: "+version
+	if filepath.Base(path) == "etcdctl" {
+		arg, want = "version", "etcdctl version: "+version
+	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(cctx, path, arg).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("check %s %s: %w\n%s", filepath.Base(path), arg, err, tail(string(out), goOutputTail))
+	}
+	if !strings.Contains(string(out), want+"\n") {
+		return fmt.Errorf("check %s %s: %w: want %q in\n%s", filepath.Base(path), arg, ErrWrongBuild, want, tail(string(out), goOutputTail))
 	}
 	return nil
 }

@@ -104,6 +104,30 @@ func TestCachedIncomplete(t *testing.T) {
 	}
 }
 
+// A release folder with etcd and the reason etcdctl is missing is cached,
+// without etcdctl.
+func TestCachedWithoutEtcdctl(t *testing.T) {
+	cache := t.TempDir()
+	b, _ := CachePath(cache, "3.5.20")
+	if err := os.MkdirAll(filepath.Dir(b.Etcd), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(b.Etcd, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	why := "resolve etcdctl: go get go.etcd.io/etcd/etcdctl/v3@v3.5.20: exit status 1"
+	if err := os.WriteFile(filepath.Join(filepath.Dir(b.Etcd), etcdctlMissingFile), []byte(why+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Cached(cache, "3.5.20")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Etcd != b.Etcd || got.Etcdctl != "" || got.EtcdctlMissing != why {
+		t.Errorf("Cached = %+v; want etcd, no etcdctl, and why", got)
+	}
+}
+
 func TestFetchWithoutGo(t *testing.T) {
 	t.Setenv("PATH", "")
 	_, err := Fetch(context.Background(), t.TempDir(), "3.6.16", nil)
@@ -178,7 +202,12 @@ func TestFetchReleases(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := verify(t.Context(), b); err != nil {
+		if err := verify(t.Context(), b.Etcd, b.Version); err != nil {
+			t.Errorf("cached %s: %v", v, err)
+		}
+		if b.Etcdctl == "" {
+			t.Logf("etcd %s cached without etcdctl: %s", v, b.EtcdctlMissing)
+		} else if err := verify(t.Context(), b.Etcdctl, b.Version); err != nil {
 			t.Errorf("cached %s: %v", v, err)
 		}
 	}
@@ -189,7 +218,7 @@ func TestFetchReleases(t *testing.T) {
 func TestFetchUnknownRelease(t *testing.T) {
 	requireEtcdTests(t)
 	_, err := Fetch(t.Context(), t.TempDir(), "3.5.999", testLogger(t))
-	if err == nil || !strings.Contains(err.Error(), "resolve modules") || !strings.Contains(err.Error(), "v3.5.999") {
+	if err == nil || !strings.Contains(err.Error(), "resolve etcd") || !strings.Contains(err.Error(), "v3.5.999") {
 		t.Fatalf("Fetch(3.5.999) = %v, want a resolve error naming the version", err)
 	}
 	t.Logf("error as a person sees it:\n%v", err)

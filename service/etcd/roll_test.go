@@ -124,3 +124,18 @@ func median(ds []time.Duration) time.Duration {
 	slices.Sort(s)
 	return s[len(s)/2]
 }
+
+// TestFrom3520 starts below the minimum patch some guides set for 3.6
+// (3.5.26) and takes the path a planner should: the latest 3.5 first, then
+// 3.6. The 3.5.20 build has no etcdctl here (its etcdutl module is not
+// served), which the roll does not need.
+func TestFrom3520(t *testing.T) {
+	requireEtcdTests(t)
+	bins := fetchReleases(t, "3.5.20", "3.5.35", "3.6.16")
+	c := newTestCluster(t, bins, "3.5.20", 3)
+	c.load()
+	c.waitSettled(50)
+	t.Logf("hop %s", c.rollByHand("3.5.35", "3.5.0"))
+	t.Logf("hop %s", c.rollByHand("3.6.16", "3.6.0"))
+	c.checkKeys()
+}
