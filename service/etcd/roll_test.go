@@ -1,6 +1,7 @@
 package etcd
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"slices"
@@ -8,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // hopTiming is one hop of a by-hand roll.
@@ -72,7 +75,9 @@ func (h hopTiming) String() string {
 // TestRollByHand measures the baseline ladder is compared against: a
 // scripted roll of a 3-member cluster with 5,000 keys from 3.5.35 to 3.6.16
 // to 3.7.3, member by member, leader last, with the snapshot fix between
-// the hops (timed apart). LADDER_ETCD_RUNS sets how many runs (default 1);
+// the hops (timed apart), while a writer puts a key every 50 ms (the
+// longest time without an acknowledged write is logged; every
+// acknowledged write must be there at the end). LADDER_ETCD_RUNS sets how many runs (default 1);
 // the figures are logged, medians last. It asserts only the outcome (keys,
 // cluster version), never a duration.
 func TestRollByHand(t *testing.T) {
@@ -86,12 +91,13 @@ func TestRollByHand(t *testing.T) {
 		runs = n
 	}
 	bins := fetchReleases(t, "3.5.35", "3.6.16", "3.7.3")
-	var hop1, fix, hop2 []time.Duration
+	var hop1, fix, hop2, gap []time.Duration
 	for run := range runs {
 		t.Run(fmt.Sprintf("run%d", run+1), func(t *testing.T) {
 			c := newTestCluster(t, bins, "3.5.35", 3)
 			c.load()
 			c.waitSettled(50)
+			w := c.startWriter()
 
 			h1 := c.rollByHand("3.6.16", "3.6.0")
 			t.Logf("hop %s", h1)
@@ -109,13 +115,15 @@ func TestRollByHand(t *testing.T) {
 
 			h2 := c.rollByHand("3.7.3", "3.7.0")
 			t.Logf("hop %s", h2)
+			w.stop()
 			c.checkKeys()
-			hop1, fix, hop2 = append(hop1, h1.total), append(fix, f), append(hop2, h2.total)
+			c.checkWrites(w)
+			hop1, fix, hop2, gap = append(hop1, h1.total), append(fix, f), append(hop2, h2.total), append(gap, w.maxGap)
 		})
 	}
 	if len(hop1) > 0 {
-		t.Logf("median of %d runs: 3.5.35→3.6.16 %.1fs, snapshot fix %.1fs, 3.6.16→3.7.3 %.1fs",
-			len(hop1), median(hop1).Seconds(), median(fix).Seconds(), median(hop2).Seconds())
+		t.Logf("median of %d runs: 3.5.35→3.6.16 %.1fs, snapshot fix %.1fs, 3.6.16→3.7.3 %.1fs, longest write gap %.2fs",
+			len(hop1), median(hop1).Seconds(), median(fix).Seconds(), median(hop2).Seconds(), median(gap).Seconds())
 	}
 }
 
@@ -138,4 +146,83 @@ func TestFrom3520(t *testing.T) {
 	t.Logf("hop %s", c.rollByHand("3.5.35", "3.5.0"))
 	t.Logf("hop %s", c.rollByHand("3.6.16", "3.6.0"))
 	c.checkKeys()
+}
+
+// writer puts a new key every writeEvery through a client of every
+// member, and records what was acknowledged and the longest time between
+// two acknowledgements.
+type writer struct {
+	done   chan struct{}
+	exited chan struct{}
+	acked  []string
+	failed int
+	maxGap time.Duration
+}
+
+const writeEvery = 50 * time.Millisecond
+
+func (c *testCluster) startWriter() *writer {
+	c.t.Helper()
+	cl := c.client()
+	w := &writer{done: make(chan struct{}), exited: make(chan struct{})}
+	go func() {
+		defer close(w.exited)
+		last := time.Now()
+		tick := time.NewTicker(writeEvery)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-w.done:
+				return
+			case <-tick.C:
+			}
+			key := fmt.Sprintf("w/%06d", i)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_, err := cl.Put(ctx, key, "x")
+			cancel()
+			if err != nil {
+				w.failed++
+				continue
+			}
+			now := time.Now()
+			w.maxGap = max(w.maxGap, now.Sub(last))
+			last = now
+			w.acked = append(w.acked, key)
+		}
+	}()
+	c.t.Cleanup(w.stop)
+	return w
+}
+
+func (w *writer) stop() {
+	select {
+	case <-w.done:
+	default:
+		close(w.done)
+	}
+	<-w.exited
+}
+
+// checkWrites asserts every write w saw acknowledged is there, and logs
+// the writer's figures.
+func (c *testCluster) checkWrites(w *writer) {
+	c.t.Helper()
+	cl := c.client()
+	ctx, cancel := context.WithTimeout(c.t.Context(), 30*time.Second)
+	defer cancel()
+	resp, err := cl.Get(ctx, "w/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		c.t.Fatalf("read the writer's keys: %v", err)
+	}
+	have := map[string]bool{}
+	for _, kv := range resp.Kvs {
+		have[string(kv.Key)] = true
+	}
+	for _, k := range w.acked {
+		if !have[k] {
+			c.t.Errorf("acknowledged write %s is missing", k)
+		}
+	}
+	c.t.Logf("writer: %d writes acknowledged, %d failed, longest time without an acknowledged write %.2fs",
+		len(w.acked), w.failed, w.maxGap.Seconds())
 }
