@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -31,6 +32,20 @@ type testCluster struct {
 	// client certificates from its clients and peers.
 	tls *testTLS
 	hc  *http.Client
+	// args are extra flags for every start of a release.
+	args map[string][]string
+}
+
+// clusterOption changes a test cluster before its members first start.
+type clusterOption func(*testCluster)
+
+// withTLS makes every URL https and every member require client
+// certificates from its clients and peers.
+func withTLS(s *testTLS) clusterOption { return func(c *testCluster) { c.tls = s } }
+
+// withArgs adds flags to every start of version.
+func withArgs(version string, args ...string) clusterOption {
+	return func(c *testCluster) { c.args[version] = append(c.args[version], args...) }
 }
 
 type testMember struct {
@@ -62,16 +77,18 @@ func fetchReleases(t *testing.T, versions ...string) map[string]Binaries {
 }
 
 // newTestCluster starts n members of version as a new cluster and waits
-// until every member is healthy. With secure (from newTestTLS) every
-// connection is TLS with client certificates.
-func newTestCluster(t *testing.T, bins map[string]Binaries, version string, n int, secure ...*testTLS) *testCluster {
+// until every member is healthy.
+func newTestCluster(t *testing.T, bins map[string]Binaries, version string, n int, opts ...clusterOption) *testCluster {
 	t.Helper()
 	ports := freePorts(t, 2*n)
 	c := &testCluster{t: t, bins: bins, token: fmt.Sprintf("ladder-test-%d", time.Now().UnixNano()),
-		hc: &http.Client{Timeout: ProbeTimeout}}
+		hc: &http.Client{Timeout: ProbeTimeout}, args: map[string][]string{}}
+	for _, o := range opts {
+		o(c)
+	}
 	scheme := "http"
-	if len(secure) > 0 {
-		c.tls, scheme = secure[0], "https"
+	if c.tls != nil {
+		scheme = "https"
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.TLSClientConfig = c.tls.client
 		c.hc.Transport = tr
@@ -132,12 +149,13 @@ func (c *testCluster) start(m *testMember, version string, extra ...string) {
 	if c.tls != nil {
 		args = append(args, c.tls.flags()...)
 	}
+	args = append(args, c.args[version]...)
 	args = append(args, extra...)
 	logf, err := os.OpenFile(m.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	fmt.Fprintf(logf, "\n==== start %d: etcd %s %s\n", m.starts+1, version, strings.Join(extra, " "))
+	fmt.Fprintf(logf, "\n==== start %d: etcd %s %s\n", m.starts+1, version, strings.Join(append(slices.Clone(c.args[version]), extra...), " "))
 	cmd := exec.Command(b.Etcd, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {

@@ -79,25 +79,45 @@ func TestSnapFileIndex(t *testing.T) {
 // member's snapshot is past the barrier, CheckSnapshots passes, and the
 // roll to 3.7.3 finishes with every key and cluster version 3.7.0.
 //
-// Two fixes: restarting the members on 3.6 with a low --snapshot-count
-// and writing a little, or only writing (up to 3.6's default
-// --snapshot-count of 10,000 entries).
+// Two fixes: restarting the members on 3.6 with a low --snapshot-count,
+// or only proposing entries (up to 3.6's default --snapshot-count of
+// 10,000). A third case snapshots on 3.5 and restarts its members there
+// (as a patch upgrade does) before the hop to 3.6: the only 3.5 entries
+// left are the members' attribute updates, and a plain restart on 3.6
+// does not snapshot past them.
 func TestHazard36to37(t *testing.T) {
 	requireEtcdTests(t)
 	bins := fetchReleases(t, "3.5.35", "3.6.16", "3.7.3")
 	for _, fix := range []struct {
 		name string
+		// create35 are flags of every start on 3.5.35.
+		create35 []string
+		// restart35 restarts every member on 3.5.35 once after the load.
+		restart35 bool
 		// lowCount restarts every member on 3.6 with this
-		// --snapshot-count before forcing snapshots (0: no restart).
+		// --snapshot-count before forcing snapshots ("": no restart).
 		lowCount string
+		// plainRestartBehind: after the failed 3.7 start, a plain
+		// restart on 3.6 leaves the member's snapshot behind the barrier.
+		plainRestartBehind bool
 	}{
-		{name: "restart with low snapshot-count", lowCount: "100"},
-		{name: "writes only"},
+		{name: "never snapshotted, restart with low snapshot-count", lowCount: "100"},
+		{name: "never snapshotted, entries only"},
+		{name: "snapshotted on 3.5, restarted there, entries only",
+			create35: []string{"--snapshot-count", "1000"}, restart35: true, plainRestartBehind: true},
 	} {
 		t.Run(fix.name, func(t *testing.T) {
-			c := newTestCluster(t, bins, "3.5.35", 3)
+			c := newTestCluster(t, bins, "3.5.35", 3, withArgs("3.5.35", fix.create35...))
 			c.load()
 			c.waitSettled(50)
+			if fix.restart35 {
+				for _, m := range c.rollOrder() {
+					c.stop(m)
+					c.start(m, "3.5.35")
+					c.waitHealthy(m)
+					c.waitSettled(50)
+				}
+			}
 
 			for _, m := range c.rollOrder() {
 				c.stop(m)
@@ -154,6 +174,16 @@ func TestHazard36to37(t *testing.T) {
 			c.waitSettled(50)
 			t.Logf("%s back on 3.6.16:\n%s\n%s", victim.name, strings.Join(victim.linesSinceStart("forcing snapshot"), "\n"),
 				strings.Join(victim.linesSinceStart("saved snapshot"), "\n"))
+			if fix.plainRestartBehind {
+				idx, err := SnapshotIndex(victim.dir)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if idx >= barrier {
+					t.Fatalf("%s snapshotted at %d on a plain restart on 3.6, past the barrier %d", victim.name, idx, barrier)
+				}
+				t.Logf("%s after a plain restart on 3.6: snapshot index %d, still behind the barrier %d", victim.name, idx, barrier)
+			}
 			if fix.lowCount != "" {
 				for _, m := range c.rollOrder() {
 					if m == victim {

@@ -116,7 +116,7 @@ func writePEM(t *testing.T, path, typ string, der []byte) {
 func TestTLSCluster(t *testing.T) {
 	requireEtcdTests(t)
 	bins := fetchReleases(t, "3.5.35", "3.6.16", "3.7.3")
-	c := newTestCluster(t, bins, "3.5.35", 3, newTestTLS(t))
+	c := newTestCluster(t, bins, "3.5.35", 3, withTLS(newTestTLS(t)))
 	c.load()
 	r := c.waitSettled(50)
 	if !strings.HasPrefix(r.Members[0].Endpoint, "https://") {
