@@ -202,10 +202,10 @@ type SnapshotIndexFunc func(ctx context.Context, endpoint string) (uint64, error
 
 // ForceSnapshotsOptions tune ForceSnapshots.
 type ForceSnapshotsOptions struct {
-	// MaxWrites bounds the entries written before giving up (default
+	// MaxEntries bounds the entries proposed before giving up (default
 	// 12,000: past 3.6's default --snapshot-count of 10,000).
-	MaxWrites int
-	// Parallel is how many writes are in flight at once (default 16).
+	MaxEntries int
+	// Parallel is how many entries are proposed at once (default 16).
 	Parallel int
 }
 
@@ -216,15 +216,15 @@ type ForceSnapshotsOptions struct {
 // snapshot, so with 3.6's default it may take up to 10,000 entries
 // (seconds on a healthy cluster); a member restarted on 3.6 with a low
 // --snapshot-count snapshots as soon as it has replayed its log. It gives
-// up after opts.MaxWrites entries with a *SnapshotBehindError naming the
+// up after opts.MaxEntries entries with a *SnapshotBehindError naming the
 // members still behind, and --snapshot-count as the likely cause. Run it
 // while every member runs 3.6, after Barrier.
 func ForceSnapshots(ctx context.Context, endpoints []string, tlsConf *tls.Config, barrier uint64, index SnapshotIndexFunc, opts ForceSnapshotsOptions, log *slog.Logger) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if opts.MaxWrites <= 0 {
-		opts.MaxWrites = 12000
+	if opts.MaxEntries <= 0 {
+		opts.MaxEntries = 12000
 	}
 	if opts.Parallel <= 0 {
 		opts.Parallel = 16
@@ -259,7 +259,7 @@ func ForceSnapshots(ctx context.Context, endpoints []string, tlsConf *tls.Config
 				"snapshot_indexes", idx, "seconds", time.Since(start).Round(10*time.Millisecond).Seconds())
 			return nil
 		}
-		if written >= opts.MaxWrites {
+		if written >= opts.MaxEntries {
 			// Snapshots are saved just after the entries are applied: give
 			// the members a moment to finish the last one before giving up.
 			if ok, _ := pollUntil(ctx, 2*time.Second, func() bool {
@@ -269,9 +269,9 @@ func ForceSnapshots(ctx context.Context, endpoints []string, tlsConf *tls.Config
 				continue
 			}
 			return fmt.Errorf("force snapshots: %d no-op entries did not make every member snapshot (is --snapshot-count above %d? "+
-				"restart the members on 3.6 with --snapshot-count=100 and retry): %w", written, opts.MaxWrites, err)
+				"restart the members on 3.6 with --snapshot-count=100 and retry): %w", written, opts.MaxEntries, err)
 		}
-		n := min(batch, opts.MaxWrites-written)
+		n := min(batch, opts.MaxEntries-written)
 		if err := noops(ctx, c, n, opts.Parallel); err != nil {
 			return fmt.Errorf("force snapshots: after %d entries: %w", written, err)
 		}
