@@ -23,7 +23,6 @@ type releaseJSON struct {
 func newCatalogCmd(e *env) *cobra.Command {
 	var (
 		rel releaseFlags
-		out outputFlag
 	)
 	c := &cobra.Command{
 		Use:   "catalog",
@@ -54,7 +53,7 @@ a version string, or an object with version and optional notes and schema:
 				res.Details = append(res.Details, releaseJSON{Version: r.Version.String(),
 					Prerelease: r.Version.Prerelease() != "", Schema: r.Schema, Notes: r.Notes})
 			}
-			if out.json() {
+			if e.json() {
 				return writeJSON(e.stdout, res)
 			}
 			fmt.Fprintf(e.stdout, "%d releases (%s catalog)\n\n", len(res.Details), res.Source)
@@ -75,6 +74,5 @@ a version string, or an object with version and optional notes and schema:
 		},
 	}
 	rel.register(c, false)
-	out.register(c)
 	return c
 }

@@ -23,7 +23,6 @@ type checkResult struct {
 func newCheckCmd(e *env) *cobra.Command {
 	var (
 		rel releaseFlags
-		out outputFlag
 	)
 	c := &cobra.Command{
 		Use:   "check FROM TO",
@@ -63,7 +62,7 @@ Exit status: 0 supported (no-change included), 3 refused by policy,
 					}
 				}
 			}
-			if out.json() {
+			if e.json() {
 				if err := writeJSON(e.stdout, res); err != nil {
 					return err
 				}
@@ -77,7 +76,6 @@ Exit status: 0 supported (no-change included), 3 refused by policy,
 		},
 	}
 	rel.register(c, true)
-	out.register(c)
 	return c
 }
 

@@ -88,7 +88,7 @@ func TestExitCodes(t *testing.T) {
 		{"plan unknown target", []string{"plan", "2.2.4", "2.2.3"}, ExitRefused, "not a release"},
 		{"plan pre-release", []string{"plan", "3.1.2", "3.2.0-rc.1"}, ExitRefused, "--allow-prerelease"},
 		{"plan missing catalog file", []string{"plan", "2.2.4", "2.2.5", "--catalog", "/nonexistent/c.yaml"}, ExitUsage, "read catalog"},
-		{"unknown command", []string{"frobnicate"}, ExitFailed, "unknown command"},
+		{"unknown command", []string{"frobnicate"}, ExitUsage, "unknown command"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

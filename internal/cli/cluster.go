@@ -24,13 +24,14 @@ import (
 func newClusterCmd(e *env) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "cluster",
-		Short: "Create, inspect, restart and destroy reference registry clusters",
+		Short: "Create, list, inspect, restart and destroy clusters",
 		Long: `A cluster is a set of reference registry replicas sharing a replicated
 store. The local driver runs them as processes on this machine, with their
 data, logs and pid files under $LADDER_HOME/clusters/NAME (default
 ~/.ladder). Every command takes --cluster NAME (default "default").`,
 	}
-	c.AddCommand(newClusterCreateCmd(e), newClusterStatusCmd(e), newClusterRestartCmd(e), newClusterDestroyCmd(e), newClusterSeedCmd(e))
+	c.AddCommand(newClusterCreateCmd(e), newClusterListCmd(e), newClusterStatusCmd(e), newRestartCmd(e, "ladder cluster restart"),
+		newClusterDestroyCmd(e), newClusterSeedCmd(e))
 	return c
 }
 
@@ -67,6 +68,8 @@ readable only by you; its path is printed.`,
 	c.Flags().IntVar(&replicas, "replicas", 3, "number of replicas")
 	c.Flags().StringVar(&password, "admin-password", "", "admin password (default: generated)")
 	c.Flags().StringVar(&drv, "driver", local.Name, "where replicas run: local or docker (images: ladder images build)")
+	_ = c.RegisterFlagCompletionFunc("driver", driverFlag)
+	_ = c.RegisterFlagCompletionFunc("version", versionFlag)
 	c.Flags().StringVar(&build, "build", "", "docker: the image build to run (see: ladder images build; default: the newest that holds --version)")
 	c.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "how long to wait for the cluster to become healthy")
 	_ = c.MarkFlagRequired("version")
@@ -91,6 +94,9 @@ type createOpts struct {
 func newCluster(e *env, w io.Writer, o createOpts) (driver.Driver, error) {
 	if _, err := parseVersion("--version", o.version); err != nil {
 		return nil, err
+	}
+	if o.replicas < 1 || o.replicas > driver.MaxReplicas {
+		return nil, usageErr("invalid --replicas %d: use 1 to %d (3 or 5 tolerate a failed replica)", o.replicas, driver.MaxReplicas)
 	}
 	if err := home.ValidateName(o.cluster); err != nil {
 		return nil, usageErr("%w", err)
@@ -125,6 +131,9 @@ func newCluster(e *env, w io.Writer, o createOpts) (driver.Driver, error) {
 		fmt.Fprintf(e.stderr, "admin password (user admin) written to %s\n",
 			filepath.Join(home.ClusterDir(root, o.cluster), service.AdminPasswordSecret))
 	}
+	if e.json() && w == e.stdout {
+		return d, writeJSON(w, st)
+	}
 	printStatus(w, st)
 	return d, nil
 }
@@ -143,8 +152,7 @@ func unsettledReason(st upgrade.Status) string { return strings.Join(st.Unsettle
 
 func newClusterStatusCmd(e *env) *cobra.Command {
 	var (
-		cf  clusterFlag
-		out outputFlag
+		cf clusterFlag
 	)
 	c := &cobra.Command{
 		Use:   "status",
@@ -169,7 +177,7 @@ applied_index, pid}], store{settled, tables[{db, name, ready, lagging}]}.`,
 			if err != nil {
 				return err
 			}
-			if out.json() {
+			if e.json() {
 				return writeJSON(e.stdout, st)
 			}
 			printStatus(e.stdout, st)
@@ -177,7 +185,6 @@ applied_index, pid}], store{settled, tables[{db, name, ready, lagging}]}.`,
 		},
 	}
 	cf.register(c)
-	out.register(c)
 	return c
 }
 
@@ -227,71 +234,6 @@ func yesNo(b bool, yes, no string) string {
 	return no
 }
 
-func newClusterRestartCmd(e *env) *cobra.Command {
-	var (
-		cf      clusterFlag
-		replica string
-		rolling bool
-		timeout time.Duration
-	)
-	c := &cobra.Command{
-		Use:   "restart",
-		Short: "Restart one replica, or every replica one at a time, waiting for each",
-		Long: `Restart --replica ID stops one replica and starts it again with the same
-release, data and address, then waits until it is healthy, its UI answers
-and the store has settled.
-
-Restart --rolling does that for every replica, one at a time, followers
-first and the leader last: the manual recovery of the original system, done
-for you. It is the same as 'ladder restart --rolling'.`,
-		Example: `  ladder cluster restart --replica replica-2
-  ladder cluster restart --rolling`,
-		Args: exactArgs(),
-		RunE: func(c *cobra.Command, args []string) error {
-			switch {
-			case rolling && replica != "":
-				return usageErr("give --replica ID or --rolling, not both")
-			case rolling:
-				uf := upgradeFlags{maxWait: timeout, stallAfter: upgrade.DefaultOptions().StallAfter,
-					remediate: "off", budget: 0}
-				return rollingRestart(e, cf.name, uf, false)
-			case replica == "":
-				return usageErr("--replica ID or --rolling is required (see: ladder cluster status)")
-			}
-			d, _, err := openCluster(cf.name)
-			if err != nil {
-				return err
-			}
-			start := time.Now()
-			var st upgrade.Status
-			err = withLock(cf.name, "restart of "+replica, func() error {
-				if err := d.Restart(e.ctx, replica); err != nil {
-					if errors.Is(err, driver.ErrNoReplica) {
-						return withCode(ExitUsage, err)
-					}
-					return err
-				}
-				st, err = waitSettled(e.ctx, d, timeout)
-				if err != nil {
-					return fmt.Errorf("restart %s: %w", replica, err)
-				}
-				return nil
-			})
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(e.stderr, "%s restarted; cluster settled after %.1fs\n", replica, time.Since(start).Seconds())
-			printStatus(e.stdout, st)
-			return nil
-		},
-	}
-	cf.register(c)
-	c.Flags().StringVar(&replica, "replica", "", "replica id, e.g. replica-2")
-	c.Flags().BoolVar(&rolling, "rolling", false, "restart every replica, one at a time")
-	c.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "how long to wait for the cluster to settle")
-	return c
-}
-
 func newClusterDestroyCmd(e *env) *cobra.Command {
 	var cf clusterFlag
 	c := &cobra.Command{
@@ -329,6 +271,9 @@ process or an engine object left) is finished off by running destroy again.`,
 				return fmt.Errorf("destroy cluster %s: %w (run the same command again to finish)", cf.name, err)
 			}
 			fmt.Fprintf(e.stderr, "cluster %s destroyed\n", cf.name)
+			if e.json() {
+				return writeJSON(e.stdout, map[string]any{"cluster": cf.name, "destroyed": true})
+			}
 			return nil
 		},
 	}
@@ -364,5 +309,8 @@ func removeLeftovers(e *env, root, name string, noCluster error) error {
 		return withCode(ExitUsage, noCluster)
 	}
 	fmt.Fprintf(e.stderr, "cluster %s: removed what was left of it\n", name)
+	if e.json() {
+		return writeJSON(e.stdout, map[string]any{"cluster": name, "destroyed": true, "leftovers": true})
+	}
 	return nil
 }

@@ -54,7 +54,11 @@ It runs as a one-off job of the release the cluster runs. The same
 			if err != nil {
 				return fmt.Errorf("seed cluster %s: %w", cf.name, err)
 			}
-			fmt.Fprint(e.stdout, home.Tail(out, 1)+"\n")
+			summary := home.Tail(out, 1)
+			if e.json() {
+				return writeJSON(e.stdout, map[string]any{"cluster": cf.name, "repositories": repos, "summary": summary})
+			}
+			fmt.Fprintln(e.stdout, summary)
 			return nil
 		},
 	}

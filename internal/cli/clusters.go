@@ -36,7 +36,7 @@ func openCluster(name string) (driver.Driver, home.Record, error) {
 	}
 	rec, err := home.ReadRecord(root, name)
 	if errors.Is(err, home.ErrNoCluster) {
-		return nil, rec, withCode(ExitUsage, err)
+		return nil, rec, withHint(ExitUsage, err, "see the clusters there are with: ladder cluster list")
 	}
 	if err != nil {
 		return nil, rec, err
@@ -92,4 +92,23 @@ func completeClusters(c *cobra.Command, args []string, toComplete string) ([]str
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
 	return home.Clusters(root), cobra.ShellCompDirectiveNoFileComp
+}
+
+// completeReplicas completes a replica id of the cluster cf names.
+func completeReplicas(cf *clusterFlag) cobra.CompletionFunc {
+	return func(c *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+		d, _, err := openCluster(cf.name)
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		reps, err := d.Replicas(c.Context())
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		var ids []string
+		for _, r := range reps {
+			ids = append(ids, r.ID)
+		}
+		return ids, cobra.ShellCompDirectiveNoFileComp
+	}
 }

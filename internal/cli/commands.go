@@ -11,7 +11,7 @@ func commands(e *env) []*cobra.Command {
 		newClusterCmd(e),
 		newUpgradeCmd(e),
 		newStatusCmd(e),
-		newRestartCmd(e),
+		newRestartCmd(e, "ladder restart"),
 		newDemoCmd(e),
 		newImagesCmd(e),
 		newRegistryCmd(e),

@@ -20,7 +20,6 @@ import (
 func newDemoCmd(e *env) *cobra.Command {
 	var (
 		cf       clusterFlag
-		out      outputFlag
 		from     string
 		to       string
 		replicas int
@@ -82,13 +81,12 @@ with: ladder status --cluster demo, or open a replica's URL in a browser);
 				return usageErr("unknown --driver %q: use %s or %s", drv, local.Name, docker.Name)
 			}
 			d := &demo{env: e, cluster: cf.name, plan: p, replicas: replicas, repos: repos,
-				fault: !noFault, stallAfter: stall, json: out.json(), driverName: drv}
+				fault: !noFault, stallAfter: stall, json: e.json(), driverName: drv}
 			return d.run(keep)
 		},
 	}
 	cf.register(c)
 	c.Flags().Lookup("cluster").DefValue = "demo"
-	out.register(c)
 	c.Flags().StringVar(&from, "from", "2.1.4", "release the cluster starts at")
 	c.Flags().StringVar(&to, "to", "", "release to upgrade to (default: the newest release)")
 	c.Flags().IntVar(&replicas, "replicas", 3, "number of replicas")
@@ -97,6 +95,9 @@ with: ladder status --cluster demo, or open a replica's URL in a browser);
 	c.Flags().BoolVar(&noFault, "no-fault", false, "do not freeze a replica during the upgrade")
 	c.Flags().DurationVar(&stall, "stall-after", 5*time.Second, "no progress for this long is a stall")
 	c.Flags().StringVar(&drv, "driver", local.Name, "where replicas run: local (processes) or docker (containers; images are built first)")
+	_ = c.RegisterFlagCompletionFunc("driver", driverFlag)
+	_ = c.RegisterFlagCompletionFunc("from", versionFlag)
+	_ = c.RegisterFlagCompletionFunc("to", versionFlag)
 	return c
 }
 

@@ -38,7 +38,9 @@ type demoHop struct {
 	Restarts  time.Duration `json:"restarts_ns"`
 	Settle    time.Duration `json:"settle_ns"`
 	Migration time.Duration `json:"migration_ns"`
-	Overhead  float64       `json:"overhead_ratio"`
+	// Other is the hop's time outside restarts, settle waits and the
+	// migration: preflight checks, backups, bookkeeping.
+	Other time.Duration `json:"other_ns"`
 }
 
 // report fills the summary from the journal and the run, and prints it.
@@ -66,9 +68,7 @@ func (d *demo) summarize(s upgrade.Summary, res upgradeRunResult, total time.Dur
 	}
 	for _, h := range s.Hops {
 		dh := demoHop{ID: h.ID, Wall: h.Duration, Restarts: h.Timing["restart"], Settle: h.Timing["settle"], Migration: h.Timing["migration"]}
-		if work := dh.Restarts + dh.Settle + dh.Migration; work > 0 {
-			dh.Overhead = float64(dh.Wall) / float64(work)
-		}
+		dh.Other = max(0, dh.Wall-dh.Restarts-dh.Settle-dh.Migration)
 		d.sum.Hops = append(d.sum.Hops, dh)
 	}
 	for _, r := range s.Remediations {
@@ -86,9 +86,9 @@ func (d *demo) print() {
 	s := d.sum
 	d.say("summary: %s upgraded %s -> %s in %s", s.Cluster, s.From, s.To, time.Duration(s.Timing["upgrade"]).Round(100*time.Millisecond))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "HOP\tWALL\tRESTARTS\tSETTLE WAITS\tMIGRATION\tWALL/(SUM)")
+	fmt.Fprintln(tw, "HOP\tWALL\tRESTARTS\tSETTLE WAITS\tMIGRATION\tOTHER")
 	for _, h := range s.Hops {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.2f\n", h.ID, rd(h.Wall), rd(h.Restarts), rd(h.Settle), rd(h.Migration), h.Overhead)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", h.ID, rd(h.Wall), rd(h.Restarts), rd(h.Settle), rd(h.Migration), rd(h.Other))
 	}
 	tw.Flush()
 	if s.Frozen != "" {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/ladder-dev/ladder/upgrade"
 )
 
 // Exit codes.
@@ -20,6 +22,8 @@ const (
 type exitError struct {
 	code int
 	err  error
+	// hint says what to do next, when the error does not.
+	hint string
 	// quiet: the command has already printed everything the user needs.
 	quiet bool
 }
@@ -38,6 +42,29 @@ func withCode(code int, err error) error {
 		return nil
 	}
 	return &exitError{code: code, err: err}
+}
+
+// withHint marks err with an exit code and what to do next.
+func withHint(code int, err error, hint string) error {
+	return &exitError{code: code, err: err, hint: hint}
+}
+
+// hintOf finds what to do next after err: the hint of the exit error, of
+// a failed step, or of an unfinished upgrade.
+func hintOf(err error) string {
+	var ee *exitError
+	if errors.As(err, &ee) && ee.hint != "" {
+		return ee.hint
+	}
+	var se *upgrade.StepError
+	if errors.As(err, &se) {
+		return se.Hint
+	}
+	var ue *upgrade.UnfinishedError
+	if errors.As(err, &ue) {
+		return ue.Hint
+	}
+	return ""
 }
 
 // silent is an exit code with nothing more to print.

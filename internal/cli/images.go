@@ -40,7 +40,6 @@ func newImagesBuildCmd(e *env) *cobra.Command {
 	var (
 		versions []string
 		binary   string
-		out      outputFlag
 	)
 	c := &cobra.Command{
 		Use:   "build",
@@ -62,13 +61,13 @@ is built.`,
   ladder images build --versions 2.1.4,2.2.4,3.0.1`,
 		Args: exactArgs(),
 		RunE: func(c *cobra.Command, args []string) error {
-			_, err := buildImages(e, e.stdout, versions, binary, out.json())
+			_, err := buildImages(e, e.stdout, versions, binary, e.json())
 			return err
 		},
 	}
 	c.Flags().StringSliceVar(&versions, "versions", nil, "releases to build, comma-separated (default: every built-in release)")
+	_ = c.RegisterFlagCompletionFunc("versions", versionFlag)
 	c.Flags().StringVar(&binary, "binary", "", "static ladder binary to put in the images (default: built from source, or this executable)")
-	out.register(c)
 	return c
 }
 

@@ -8,25 +8,31 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// outputFlag is the -o/--output flag: text (default) or json.
-type outputFlag struct{ format string }
+// Output formats of -o/--output, a flag of every command.
+const (
+	formatText = "text"
+	formatJSON = "json"
+)
 
-func (o *outputFlag) register(c *cobra.Command) {
-	c.Flags().StringVarP(&o.format, "output", "o", "text", "output format: text or json")
-	_ = c.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
-	prev := c.PreRunE
-	c.PreRunE = func(c *cobra.Command, args []string) error {
-		if o.format != "text" && o.format != "json" {
-			return usageErr("invalid --output %q: use text or json", o.format)
-		}
-		if prev != nil {
-			return prev(c, args)
-		}
-		return nil
-	}
+// registerOutput adds -o/--output to root, for every command below it.
+func registerOutput(root *cobra.Command, e *env) {
+	root.PersistentFlags().StringVarP(&e.format, "output", "o", formatText, "output format: text, or json for scripts (errors too)")
+	root.PersistentFlags().BoolVarP(&e.verbose, "verbose", "v", false, "log what ladder does, on stderr (upgrade: as --log-level info)")
+	_ = root.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{formatText, formatJSON}, cobra.ShellCompDirectiveNoFileComp))
 }
 
-func (o *outputFlag) json() bool { return o.format == "json" }
+// checkOutput refuses an unknown format.
+func (e *env) checkOutput() error {
+	if e.format != formatText && e.format != formatJSON {
+		f := e.format
+		e.format = formatText
+		return usageErr("invalid --output %q: use text or json", f)
+	}
+	return nil
+}
+
+// json reports whether the command prints JSON.
+func (e *env) json() bool { return e.format == formatJSON }
 
 // writeJSON prints v as indented JSON.
 func writeJSON(w io.Writer, v any) error {
@@ -36,4 +42,12 @@ func writeJSON(w io.Writer, v any) error {
 		return fmt.Errorf("write json: %w", err)
 	}
 	return nil
+}
+
+// errorJSON is how a command that prints JSON reports its failure, on
+// stdout: what went wrong, what to do, and the exit code.
+type errorJSON struct {
+	Error string `json:"error"`
+	Hint  string `json:"hint,omitempty"`
+	Exit  int    `json:"exit"`
 }

@@ -46,7 +46,6 @@ func planToJSON(p plan.Plan, source string) planJSON {
 func newPlanCmd(e *env) *cobra.Command {
 	var (
 		rel releaseFlags
-		out outputFlag
 	)
 	c := &cobra.Command{
 		Use:   "plan FROM TO",
@@ -75,7 +74,7 @@ path exists (downgrade, target unknown to the catalog, a missing minor),
 			if err != nil {
 				return refusedPlan(err)
 			}
-			if out.json() {
+			if e.json() {
 				return writeJSON(e.stdout, planToJSON(p, cat.Source()))
 			}
 			printPlan(e.stdout, p)
@@ -86,7 +85,6 @@ path exists (downgrade, target unknown to the catalog, a missing minor),
 		},
 	}
 	rel.register(c, true)
-	out.register(c)
 	return c
 }
 

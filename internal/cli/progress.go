@@ -111,7 +111,7 @@ func (r *reporter) event(ev upgrade.Event) {
 	case upgrade.EventStall, upgrade.EventRemediation:
 		r.line("WARN", "%s", ev.Message)
 	case upgrade.EventFailed:
-		r.line("ERROR", "%s", ev.Message)
+		// The command prints the failure, once, with what to do.
 	case upgrade.EventDone:
 		// The command prints its own closing line.
 	default:

@@ -194,7 +194,6 @@ func newRegistryMigrateCmd(e *env) *cobra.Command {
 		endpoints string
 		toSchema  int
 		batch     int
-		out       outputFlag
 	)
 	c := &cobra.Command{
 		Use:   "migrate",
@@ -239,7 +238,7 @@ when there was nothing to do.`,
 			}
 			start := time.Now()
 			progress := func(p registry.Progress) {
-				if out.json() {
+				if e.json() {
 					_ = writeJSONLine(e.stdout, p)
 					return
 				}
@@ -248,7 +247,7 @@ when there was nothing to do.`,
 			if err := st.Migrate(e.ctx, registry.MigrateOptions{To: toSchema, Batch: batch, Progress: progress}); err != nil {
 				return err
 			}
-			if !out.json() {
+			if !e.json() {
 				fmt.Fprintf(e.stdout, "store schema is %d (release %s knows %d)\n", st.Schema(), rel, known)
 			}
 			return nil
@@ -259,7 +258,6 @@ when there was nothing to do.`,
 	f.StringVar(&endpoints, "endpoints", "", "store client URLs, comma-separated")
 	f.IntVar(&toSchema, "to-schema", 0, "schema to reach (default: the newest the release knows)")
 	f.IntVar(&batch, "batch", registry.DefaultBatch, "rows per batch (one transaction and checkpoint each)")
-	out.register(c)
 	return c
 }
 

@@ -18,7 +18,7 @@ type releaseFlags struct {
 }
 
 func (f *releaseFlags) register(c *cobra.Command, prerelease bool) {
-	c.Flags().StringVar(&f.catalogFile, "catalog", "", "release catalog file (YAML or JSON with a `releases:` list); default: the built-in catalog")
+	c.Flags().StringVar(&f.catalogFile, "catalog", "", "release catalog `FILE` (YAML or JSON with a releases list); default: the built-in catalog")
 	_ = c.MarkFlagFilename("catalog", "yaml", "yml", "json")
 	if prerelease {
 		c.Flags().BoolVar(&f.allowPrerelease, "allow-prerelease", false, "allow a pre-release as the target")
@@ -64,9 +64,11 @@ func parseVersion(what, s string) (*semver.Version, error) {
 }
 
 // completeVersions offers the catalog's releases for positional arguments.
+// completeVersions completes releases of the catalog f names, for the
+// first max arguments (max < 0: for a flag).
 func completeVersions(f *releaseFlags, max int) cobra.CompletionFunc {
 	return func(c *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
-		if len(args) >= max {
+		if max >= 0 && len(args) >= max {
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
 		cat, err := f.load()
@@ -80,3 +82,9 @@ func completeVersions(f *releaseFlags, max int) cobra.CompletionFunc {
 		return out, cobra.ShellCompDirectiveNoFileComp
 	}
 }
+
+// versionFlag completes a flag that takes a release.
+var versionFlag = completeVersions(&releaseFlags{}, -1)
+
+// driverFlag completes --driver.
+var driverFlag = cobra.FixedCompletions([]string{"local", "docker"}, cobra.ShellCompDirectiveNoFileComp)

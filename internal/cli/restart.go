@@ -7,41 +7,95 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ladder-dev/ladder/driver"
 	"github.com/ladder-dev/ladder/journal"
+	"github.com/ladder-dev/ladder/service"
 	"github.com/ladder-dev/ladder/upgrade"
 )
 
-func newRestartCmd(e *env) *cobra.Command {
+// newRestartCmd is `ladder restart` and `ladder cluster restart`: the
+// same command, flags and behaviour under both names; path is the name
+// its examples use.
+func newRestartCmd(e *env, path string) *cobra.Command {
 	var (
 		cf      clusterFlag
 		uf      upgradeFlags
-		out     outputFlag
+		replica string
 		rolling bool
 	)
 	c := &cobra.Command{
 		Use:   "restart",
-		Short: "Restart every replica one at a time, each waiting to come back (the manual recovery, automated)",
+		Short: "Restart one replica, or every replica one at a time, waiting for each (the manual recovery, automated)",
 		Long: `Restart --rolling restarts every replica of the cluster one at a time,
 followers first and the leader last. After each restart it waits until the
 replica is healthy, its UI answers and the store has settled, before it
 touches the next one: the recovery the original system asked operators to
-do by hand. It takes the upgrade lock, so it never runs during an upgrade.
+do by hand. If the store does not settle after a restart, --remediate auto
+restarts the stuck replica and tries again, within --remediation-budget.
 
-To restart a single replica, use: ladder cluster restart --replica ID.`,
-		Example: `  ladder restart --cluster prod --rolling`,
+Restart --replica ID restarts one replica with the same release, data and
+address, and waits the same way.
+
+Both take the upgrade lock, so they never run during an upgrade (exit 4).
+'ladder restart' and 'ladder cluster restart' are the same command.`,
+		Example: "  " + path + " --cluster prod --rolling\n  " + path + " --cluster prod --replica replica-2",
 		Args:    exactArgs(),
 		RunE: func(c *cobra.Command, args []string) error {
-			if !rolling {
-				return usageErr("say --rolling to restart every replica one at a time (one replica: ladder cluster restart --replica ID)")
+			switch {
+			case rolling && replica != "":
+				return usageErr("give --replica ID or --rolling, not both")
+			case rolling:
+				return rollingRestart(e, cf.name, uf, e.json())
+			case replica == "":
+				return usageErr("--rolling (every replica, one at a time) or --replica ID is required (see: ladder cluster status)")
 			}
-			return rollingRestart(e, cf.name, uf, out.json())
+			return restartOne(e, cf.name, replica, uf)
 		},
 	}
 	cf.register(c)
 	uf.register(c)
-	out.register(c)
 	c.Flags().BoolVar(&rolling, "rolling", false, "restart every replica, one at a time")
+	c.Flags().StringVar(&replica, "replica", "", "restart this replica only, e.g. replica-2")
+	_ = c.RegisterFlagCompletionFunc("replica", completeReplicas(&cf))
 	return c
+}
+
+// restartOne restarts one replica under the upgrade lock and waits for it
+// and the store, with the engine's wait.
+func restartOne(e *env, cluster, replica string, uf upgradeFlags) error {
+	uf.abort = e.abort
+	opts, err := uf.options(cluster)
+	if err != nil {
+		return err
+	}
+	d, _, err := openCluster(cluster)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	var st upgrade.Status
+	err = withLock(cluster, "restart of "+replica, func() error {
+		if err := d.Restart(e.ctx, replica); err != nil {
+			if errors.Is(err, driver.ErrNoReplica) {
+				return withCode(ExitUsage, err)
+			}
+			return err
+		}
+		st, err = upgrade.WaitSettled(e.ctx, d, service.RegistryApp{Cluster: cluster}, opts, nil, nil)
+		if err != nil {
+			return fmt.Errorf("restart %s: %w", replica, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stderr, "%s restarted; cluster settled after %.1fs\n", replica, time.Since(start).Seconds())
+	if e.json() {
+		return writeJSON(e.stdout, st)
+	}
+	printStatus(e.stdout, st)
+	return nil
 }
 
 // rollingRestart restarts every replica of cluster one at a time under the

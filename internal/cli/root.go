@@ -23,6 +23,10 @@ type env struct {
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
+	// format is -o/--output.
+	format string
+	// verbose is -v/--verbose.
+	verbose bool
 }
 
 type abortKey struct{}
@@ -41,6 +45,8 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	e := &env{ctx: ctx, abort: abort, stdin: stdin, stdout: stdout, stderr: stderr}
 	root := newRootCmd(e)
+	// Parsing sets it again; an error in the arguments comes before.
+	e.format = outputIn(args)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
@@ -48,13 +54,40 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	code := exitCode(err)
 	var ee *exitError
-	if !(errors.As(err, &ee) && ee.quiet) {
+	quiet := errors.As(err, &ee) && ee.quiet
+	hint := hintOf(err)
+	if code == ExitUsage && hint == "" && !strings.Contains(err.Error(), "--help") {
+		hint = strings.Replace(fmt.Sprintf("run 'ladder %s --help' for usage", commandPath(root, args)), "  ", " ", 1)
+	}
+	if e.json() && !quiet {
+		_ = writeJSON(stdout, errorJSON{Error: err.Error(), Hint: hint, Exit: code})
+		return code
+	}
+	if !quiet {
 		fmt.Fprintf(stderr, "ladder: %v\n", err)
-		if code == ExitUsage && !strings.Contains(err.Error(), "--help") {
-			fmt.Fprintf(stderr, "Run 'ladder %s --help' for usage.\n", commandPath(root, args))
+		if hint != "" && !strings.Contains(err.Error(), hint) {
+			fmt.Fprintf(stderr, "%s%s.\n", strings.ToUpper(hint[:1]), hint[1:])
 		}
 	}
 	return code
+}
+
+// outputIn reads -o/--output from args before cobra parses them, so that
+// an error in the arguments themselves is reported in the format asked.
+func outputIn(args []string) string {
+	for i, a := range args {
+		switch {
+		case a == "--":
+			return formatText
+		case (a == "-o" || a == "--output") && i+1 < len(args):
+			return args[i+1]
+		case strings.HasPrefix(a, "--output="):
+			return strings.TrimPrefix(a, "--output=")
+		case strings.HasPrefix(a, "-o") && len(a) > 2:
+			return strings.TrimPrefix(strings.TrimPrefix(a, "-o"), "=")
+		}
+	}
+	return formatText
 }
 
 // commandPath names the subcommand args select, for the usage hint.
@@ -99,8 +132,29 @@ Exit codes:
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &exitError{code: ExitUsage, err: err}
 	})
+	registerOutput(root, e)
+	root.PersistentPreRunE = func(c *cobra.Command, args []string) error { return e.checkOutput() }
 	root.AddCommand(commands(e)...)
+	groups(root)
 	return root
+}
+
+// groups makes every command that only groups others (ladder, ladder
+// cluster, …) print its help when run alone and refuse an unknown
+// subcommand as a usage error.
+func groups(c *cobra.Command) {
+	if c.HasSubCommands() && c.Run == nil && c.RunE == nil {
+		c.Args = func(c *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageErr("unknown command %q for %s", args[0], c.CommandPath())
+			}
+			return nil
+		}
+		c.RunE = func(c *cobra.Command, args []string) error { return c.Help() }
+	}
+	for _, sub := range c.Commands() {
+		groups(sub)
+	}
 }
 
 // exactArgs is cobra.ExactArgs with a usage exit code and a message that

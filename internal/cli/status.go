@@ -19,8 +19,7 @@ type statusJSON struct {
 
 func newStatusCmd(e *env) *cobra.Command {
 	var (
-		cf  clusterFlag
-		out outputFlag
+		cf clusterFlag
 	)
 	c := &cobra.Command{
 		Use:   "status",
@@ -49,7 +48,7 @@ to do next), the remediation actions taken, and who holds the upgrade lock.`,
 			if err != nil {
 				return err
 			}
-			if out.json() {
+			if e.json() {
 				return writeJSON(e.stdout, statusJSON{Status: st, Upgrade: sum})
 			}
 			printStatus(e.stdout, st)
@@ -59,7 +58,6 @@ to do next), the remediation actions taken, and who holds the upgrade lock.`,
 		},
 	}
 	cf.register(c)
-	out.register(c)
 	return c
 }
 

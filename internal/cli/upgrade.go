@@ -86,7 +86,6 @@ func newUpgradeCmd(e *env) *cobra.Command {
 	var (
 		cf       clusterFlag
 		uf       upgradeFlags
-		out      outputFlag
 		to       string
 		dryRun   bool
 		yes      bool
@@ -143,6 +142,9 @@ mandatory refusals (downgrades, skips) cannot be forced.`,
 			if err != nil {
 				return err
 			}
+			if e.verbose && !c.Flags().Changed("log-level") {
+				logLevel = "info"
+			}
 			lvl, ok := logLevels[logLevel]
 			if !ok {
 				return usageErr("invalid --log-level %q: use off, debug, info, warn or error", logLevel)
@@ -173,12 +175,12 @@ mandatory refusals (downgrades, skips) cannot be forced.`,
 				ids[i] = r.ID
 			}
 			steps := upgrade.Steps(p, upgrade.RollOrder(st, ids))
-			if !out.json() {
+			if !e.json() {
 				printPlan(e.stdout, p)
 				fmt.Fprintln(e.stdout)
 			}
 			if dryRun {
-				return printDryRun(e, out.json(), p, steps, j)
+				return printDryRun(e, e.json(), p, steps, j)
 			}
 			if len(p.Hops) == 0 {
 				fmt.Fprintf(e.stderr, "cluster %s already runs %s: nothing to do\n", cf.name, target)
@@ -193,25 +195,24 @@ mandatory refusals (downgrades, skips) cannot be forced.`,
 			if err != nil {
 				return err
 			}
-			rep := newReporter(e, out.json(), len(steps))
+			rep := newReporter(e, e.json(), len(steps))
 			eng := &upgrade.Engine{Driver: d, App: app, Journal: j,
 				Log: rep.logger(lvl), OnEvent: rep.event, Options: opts}
 			start := time.Now()
 			err = eng.Run(e.ctx, p)
 			rep.close()
-			return upgradeResult(e, out.json(), d, target, j, start, err)
+			return upgradeResult(e, e.json(), d, target, j, start, err)
 		},
 	}
 	cf.register(c)
 	uf.register(c)
-	out.register(c)
 	c.Flags().StringVar(&to, "to", "", "release to upgrade to (required)")
 	c.Flags().BoolVar(&dryRun, "dry-run", false, "print every step the upgrade would take, and change nothing")
 	c.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask before upgrading (required without a terminal)")
 	c.Flags().BoolVar(&force, "force", false, "go past skippable policy warnings (never past mandatory refusals)")
 	c.Flags().BoolVar(&prerel, "allow-prerelease", false, "allow a pre-release as the target")
 	c.Flags().StringVar(&logLevel, "log-level", "off", "engine log lines besides progress: off, debug, info, warn, error")
-	_ = c.RegisterFlagCompletionFunc("to", completeVersions(&releaseFlags{}, 0))
+	_ = c.RegisterFlagCompletionFunc("to", versionFlag)
 	return c
 }
 
@@ -334,6 +335,13 @@ func upgradeResult(e *env, asJSON bool, d driver.Driver, target *semver.Version,
 	if errors.Is(err, upgrade.ErrUnfinished) {
 		return withCode(ExitRefused, err)
 	}
+	code := ExitFailed
+	if interrupted(err) {
+		code = ExitInterrupted
+	}
+	if asJSON {
+		return withHint(code, err, hintOf(err))
+	}
 	sum, _ := upgrade.Summarize(j)
 	var done []string
 	for _, h := range sum.Hops {
@@ -375,8 +383,5 @@ func upgradeResult(e *env, asJSON bool, d driver.Driver, target *semver.Version,
 		fmt.Fprintf(e.stderr, "  replicas:    %s\n", strings.Join(vs, "; "))
 	}
 	fmt.Fprintf(e.stderr, "  continue:    %s\n", resume)
-	if interrupted(err) {
-		return silent(ExitInterrupted)
-	}
-	return silent(ExitFailed)
+	return silent(code)
 }

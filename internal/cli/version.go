@@ -8,19 +8,17 @@ import (
 )
 
 func newVersionCmd(e *env) *cobra.Command {
-	var out outputFlag
 	c := &cobra.Command{
 		Use:   "version",
 		Short: "Print ladder's version",
 		Args:  exactArgs(),
 		RunE: func(c *cobra.Command, args []string) error {
-			if out.json() {
+			if e.json() {
 				return writeJSON(e.stdout, map[string]string{"version": Version, "go": runtime.Version()})
 			}
 			fmt.Fprintf(e.stdout, "ladder %s (%s)\n", Version, runtime.Version())
 			return nil
 		},
 	}
-	out.register(c)
 	return c
 }
