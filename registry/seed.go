@@ -109,7 +109,7 @@ func SeedStore(ctx context.Context, st *Store, repositories int, logger *slog.Lo
 }
 
 // seedWorkers is how many repositories Seed writes at once.
-const seedWorkers = 8
+const seedWorkers = 64
 
 // seedImage is one image Seed pushes: its config and layers.
 type seedImage struct {

@@ -1,14 +1,21 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
+	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/vbauerster/mpb/v8"
+	"github.com/vbauerster/mpb/v8/decor"
+	"golang.org/x/term"
 
 	"github.com/ladder-dev/ladder/driver"
 	"github.com/ladder-dev/ladder/internal/home"
+	"github.com/ladder-dev/ladder/registry"
 	"github.com/ladder-dev/ladder/upgrade"
 )
 
@@ -43,8 +50,10 @@ It runs as a one-off job of the release the cluster runs. The same
 				if st.Version == upgrade.VersionMixed || st.Version == "" {
 					return fmt.Errorf("cluster %s runs mixed releases: seed it when every replica runs one release", cf.name)
 				}
+				stop := seedProgress(e, st.Replicas[0].URL, repos)
 				out, err = d.RunJob(e.ctx, st.Version, driver.Job{Name: "seed",
 					Args: []string{"registry", "seed", "--repositories", strconv.Itoa(repos)}})
+				stop()
 				return err
 			})
 			var ee *exitError
@@ -65,4 +74,57 @@ It runs as a one-off job of the release the cluster runs. The same
 	cf.register(c)
 	c.Flags().IntVar(&repos, "repositories", 100, "number of repositories")
 	return c
+}
+
+// seedProgress shows, on stderr, the repositories the store holds while a
+// seed job runs, read from a replica's row counts: a bar on a terminal,
+// a line every few seconds otherwise. The returned func ends it.
+func seedProgress(e *env, replicaURL string, want int) (stop func()) {
+	ctx, cancel := context.WithCancel(e.ctx)
+	done := make(chan struct{})
+	start := time.Now()
+	before := -1
+	var bar *mpb.Bar
+	var bars *mpb.Progress
+	if f, ok := e.stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) && !e.json() {
+		bars = mpb.New(mpb.WithOutput(f), mpb.WithWidth(32))
+		bar = bars.AddBar(int64(want), mpb.PrependDecorators(decor.Name("seed "), decor.CountersNoUnit("%d/%d repositories ")),
+			mpb.AppendDecorators(decor.Elapsed(decor.ET_STYLE_GO)))
+	}
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(500 * time.Millisecond)
+		defer tick.Stop()
+		lastLine := time.Now()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			stats, err := registry.Stats(ctx, statsClient, replicaURL)
+			if err != nil {
+				continue
+			}
+			if before < 0 {
+				before = stats[registry.TableRepositories]
+			}
+			n := stats[registry.TableRepositories] - before
+			switch {
+			case bar != nil:
+				bar.SetCurrent(int64(n))
+			case !e.json() && time.Since(lastLine) >= 5*time.Second:
+				lastLine = time.Now()
+				fmt.Fprintf(e.stderr, "seeding: %d of %d repositories after %s\n", n, want, time.Since(start).Round(time.Second))
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+		if bars != nil {
+			bar.Abort(false)
+			bars.Wait()
+		}
+	}
 }
