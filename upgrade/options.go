@@ -15,7 +15,7 @@ type Options struct {
 	MaxWait time.Duration
 	// StallAfter ends a wait that sees no progress for this long (default 10s).
 	StallAfter time.Duration
-	// PollInterval is the pause between status probes (default 250ms).
+	// PollInterval is the pause between status probes (default 50ms).
 	PollInterval time.Duration
 	// Remediate turns automatic remediation of stalls on.
 	Remediate bool
@@ -63,7 +63,7 @@ func DefaultOptions() Options {
 	return Options{
 		MaxWait:           10 * time.Minute,
 		StallAfter:        10 * time.Second,
-		PollInterval:      250 * time.Millisecond,
+		PollInterval:      50 * time.Millisecond,
 		Remediate:         true,
 		RemediationBudget: 2,
 		StepTimeout:       time.Hour,

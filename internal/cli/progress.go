@@ -41,18 +41,34 @@ func newReporter(e *env, jsonOut bool, totalSteps int) *reporter {
 		return r
 	}
 	if f, ok := e.stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) && totalSteps > 0 {
-		r.bars = mpb.New(mpb.WithOutput(f), mpb.WithWidth(32), mpb.WithRefreshRate(150*time.Millisecond))
-		r.bar = r.bars.AddBar(int64(totalSteps),
-			mpb.PrependDecorators(decor.Name("upgrade "), decor.CountersNoUnit("%d/%d steps ")),
-			mpb.AppendDecorators(decor.Elapsed(decor.ET_STYLE_GO), decor.Any(func(decor.Statistics) string {
-				r.mu.Lock()
-				defer r.mu.Unlock()
-				return "  " + r.current
-			})),
-		)
-		r.out = r.bars
+		r.startBar(f)
 	}
 	return r
+}
+
+// startBar shows the live bar of the steps on the terminal f.
+func (r *reporter) startBar(f *os.File) {
+	r.bars = mpb.New(mpb.WithOutput(f), mpb.WithWidth(32), mpb.WithRefreshRate(150*time.Millisecond))
+	r.bar = r.bars.AddBar(int64(r.total),
+		mpb.PrependDecorators(decor.Name("upgrade "), decor.CountersNoUnit("%d/%d steps ")),
+		mpb.AppendDecorators(decor.Elapsed(decor.ET_STYLE_GO), decor.Any(func(decor.Statistics) string {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			return "  " + r.current
+		})),
+	)
+	r.out = r.bars
+}
+
+// setTotal sets the number of steps, and shows the live bar when the
+// output is a terminal.
+func (r *reporter) setTotal(totalSteps int) {
+	r.total = totalSteps
+	f, ok := r.out.(*os.File)
+	if r.jsonOut != nil || r.bars != nil || !ok || !term.IsTerminal(int(f.Fd())) || totalSteps == 0 {
+		return
+	}
+	r.startBar(f)
 }
 
 // logger is a slog.Logger that writes through the reporter.

@@ -162,6 +162,13 @@ mandatory refusals (downgrades, skips) cannot be forced.`,
 			if err != nil {
 				return err
 			}
+			rep := newReporter(e, e.json(), 0)
+			if !dryRun {
+				// Say at once what ladder does: asking every replica can
+				// take a moment on a busy machine.
+				rep.event(upgrade.Event{Type: upgrade.EventNote, Message: fmt.Sprintf("reading the state of cluster %s", cf.name),
+					Fields: map[string]any{"cluster": cf.name, "to": target.String()}})
+			}
 			st, err := clusterStatus(e.ctx, d)
 			if err != nil {
 				return err
@@ -195,7 +202,7 @@ mandatory refusals (downgrades, skips) cannot be forced.`,
 			if err != nil {
 				return err
 			}
-			rep := newReporter(e, e.json(), len(steps))
+			rep.setTotal(len(steps))
 			eng := &upgrade.Engine{Driver: d, App: app, Journal: j,
 				Log: rep.logger(lvl), OnEvent: rep.event, Options: opts}
 			start := time.Now()
