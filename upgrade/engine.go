@@ -157,6 +157,14 @@ type upgradeRun struct {
 func (u *upgradeRun) run(ctx context.Context, p plan.Plan) error {
 	start := time.Now()
 	cluster := u.drv.Cluster()
+	if u.state.Unfinished() && changedNothing(u.state) && !sameTarget(u.state, p) {
+		// It stopped before it changed anything: give it up.
+		if _, err := u.j.Append(journal.PlanStep, journal.Done, map[string]any{"abandoned": true, "for": versionString(p.To)}); err != nil {
+			return fmt.Errorf("journal the end of an upgrade that changed nothing: %w", err)
+		}
+		u.emit(Event{Type: EventNote, Message: "the unfinished upgrade changed nothing: given up for this one"})
+		u.state = u.j.State()
+	}
 	if u.state.Unfinished() {
 		jp, err := decodePlan(*u.state.Plan)
 		if err != nil {
@@ -210,6 +218,13 @@ func (u *upgradeRun) run(ctx context.Context, p plan.Plan) error {
 	u.emit(Event{Type: EventDone, Message: fmt.Sprintf("%s runs %s", cluster, u.plan.To),
 		Fields: map[string]any{"version": u.plan.To.String(), "duration": time.Since(start)}})
 	return nil
+}
+
+// sameTarget reports whether the journal's unfinished upgrade goes to p's
+// target.
+func sameTarget(st journal.State, p plan.Plan) bool {
+	jp, err := decodePlan(*st.Plan)
+	return err == nil && p.To != nil && jp.To.Equal(p.To)
 }
 
 func versionString(v *semver.Version) string {

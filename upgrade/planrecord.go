@@ -39,6 +39,18 @@ func encodePlan(p plan.Plan, cluster, drv string) planRecord {
 	return pr
 }
 
+// changedNothing reports whether the journal's unfinished upgrade has begun
+// no step that changes the cluster: no replace and no migration started.
+func changedNothing(st journal.State) bool {
+	for id := range st.Started {
+		switch parseStep(id).Name {
+		case StepReplace, StepMigrate:
+			return false
+		}
+	}
+	return true
+}
+
 func decodePlan(rec journal.Record) (plan.Plan, error) {
 	var pr planRecord
 	if err := rec.Decode(&pr); err != nil {
@@ -77,11 +89,14 @@ func (pr planRecord) plan() (plan.Plan, error) {
 }
 
 // Unfinished returns the plan of the journal's unfinished upgrade, if
-// there is one: the plan Run resumes when given the same target. The CLI
-// uses it to resume a cluster whose replicas run mixed releases.
+// there is one that changed something: the plan Run resumes when given the
+// same target. The CLI uses it to resume a cluster whose replicas run mixed
+// releases. An unfinished upgrade that changed nothing (it stopped before
+// any replica was replaced or data migrated) is not returned: Run gives it
+// up for a new plan.
 func Unfinished(j *journal.Journal) (plan.Plan, bool, error) {
 	st := j.State()
-	if !st.Unfinished() {
+	if !st.Unfinished() || changedNothing(st) {
 		return plan.Plan{}, false, nil
 	}
 	p, err := decodePlan(*st.Plan)

@@ -322,3 +322,36 @@ func TestAbortCutsTheActionShort(t *testing.T) {
 	}
 	assertUpgraded(t, c)
 }
+
+// TestUnfinishedThatChangedNothingGivenUp: an upgrade that stopped before
+// it replaced a replica or migrated data (here: its target's artifact is
+// missing) does not hold the cluster: an upgrade to another target runs.
+func TestUnfinishedThatChangedNothingGivenUp(t *testing.T) {
+	c := upgradetest.New("test", source, 3)
+	dir := t.TempDir()
+	p := makePlan(t, source, target)
+	c.RemoveArtifact(p.Hops[0].To.String())
+	e, _ := engine(t, c, dir, fastOptions())
+	var se *upgrade.StepError
+	if err := e.Run(context.Background(), p); !errors.As(err, &se) || se.Step != upgrade.HopStep(p.Hops[0], upgrade.StepPreflight).String() {
+		t.Fatalf("first run: %v, want a failed preflight", err)
+	}
+	j, _ := journal.Open(dir)
+	if _, ok, err := upgrade.Unfinished(j); ok || err != nil {
+		t.Fatalf("Unfinished = %v, %v: an upgrade that changed nothing must not hold the cluster", ok, err)
+	}
+	other := makePlan(t, source, "2.2.4")
+	e2, rec := engine(t, c, dir, fastOptions())
+	if err := e2.Run(context.Background(), other); err != nil {
+		t.Fatalf("run to another target: %v", err)
+	}
+	if v := c.Versions()["replica-1"]; v != "2.2.4" {
+		t.Errorf("replica-1 runs %s, want 2.2.4", v)
+	}
+	if notes := rec.ofType(upgrade.EventNote); !slices.ContainsFunc(notes, func(ev upgrade.Event) bool {
+		return strings.Contains(ev.Message, "changed nothing")
+	}) {
+		t.Errorf("no note says the first upgrade was given up: %+v", notes)
+	}
+	assertJournal(t, dir)
+}

@@ -257,6 +257,19 @@ func upgradePlan(e *env, d driver.Driver, st upgrade.Status, j *journal.Journal,
 	}
 	cat := catalog.Builtin()
 	p, err := plan.Make(cat, from, target, plan.Options{AllowPrerelease: prerel})
+	if errors.Is(err, plan.ErrUnknownTarget) && force {
+		// A target the catalog does not list is a warning --force goes
+		// past: the hops are planned as if it were listed, and the
+		// cluster's driver must still find the release's artifact.
+		fmt.Fprintf(e.stderr, "warning: %s is not in the %s catalog; planning it anyway (--force)\n", target, cat.Source())
+		listed, cerr := catalog.New(cat.Source()+" and "+target.String(),
+			append(cat.Releases(), catalog.Release{Version: target, Notes: "not in the catalog: planned with --force"}))
+		if cerr != nil {
+			return plan.Plan{}, withCode(ExitUsage, cerr)
+		}
+		cat = listed
+		p, err = plan.Make(cat, from, target, plan.Options{AllowPrerelease: prerel})
+	}
 	if err != nil {
 		return plan.Plan{}, refusedPlan(err)
 	}
