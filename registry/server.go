@@ -73,6 +73,11 @@ func (r *Replica) routes() http.Handler {
 	mux.HandleFunc("GET /api/v1/cluster", r.handleCluster)
 	mux.HandleFunc("GET /api/v1/stats", r.handleStats)
 	mux.HandleFunc("GET /api/v1/backup", r.handleBackup)
+	mux.HandleFunc("GET /api/v1/upgrade", r.handleUpgrade)
+	mux.HandleFunc("POST /api/v1/upgrade/lock", r.handleLock)
+	mux.HandleFunc("POST /api/v1/upgrade/lock/renew", r.handleRenew)
+	mux.HandleFunc("DELETE /api/v1/upgrade/lock", r.handleUnlock)
+	mux.HandleFunc("POST /api/v1/upgrade/journal", r.handleAppend)
 	mux.HandleFunc("GET /{$}", r.handleUI)
 	mux.HandleFunc("/v2/", func(w http.ResponseWriter, req *http.Request) {
 		h := r.oci.Load()
