@@ -72,6 +72,8 @@ type Journal struct {
 	f       *os.File // open for append while the lock is held
 	lock    *LockInfo
 	now     func() time.Time
+	// mirror, when set, gets every record once it is synced here.
+	mirror func(Record) error
 }
 
 // Open reads the journal in dir. A missing directory or file is an empty
@@ -210,7 +212,70 @@ func (j *Journal) Append(step string, phase Phase, detail any) (Record, error) {
 		return Record{}, fmt.Errorf("append %s %s: sync: %w", step, phase, err)
 	}
 	j.records = append(j.records, r)
+	if j.mirror != nil {
+		if err := j.mirror(r); err != nil {
+			return r, fmt.Errorf("append %s %s: written here, not mirrored: %w", step, phase, err)
+		}
+	}
 	return r, nil
+}
+
+// SetMirror makes Append hand every record, once synced here, to m (a
+// copy the cluster keeps). An error of m is Append's: the record is
+// written here all the same. Nil stops mirroring.
+func (j *Journal) SetMirror(m func(Record) error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.mirror = m
+}
+
+// Adopt replaces the journal's records with records, a journal kept
+// elsewhere (the cluster's copy, further along than this one). It needs the
+// lock. The file is rewritten whole, synced and renamed into place.
+func (j *Journal) Adopt(records []Record) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.f == nil {
+		return fmt.Errorf("adopt records: %w", ErrNotLocked)
+	}
+	var buf bytes.Buffer
+	for i, r := range records {
+		if r.Seq != int64(i+1) || r.Step == "" {
+			return fmt.Errorf("adopt records: %w: record %d has seq %d, step %q", ErrCorrupt, i+1, r.Seq, r.Step)
+		}
+		line, err := json.Marshal(r)
+		if err != nil {
+			return fmt.Errorf("adopt records: %w", err)
+		}
+		buf.Write(append(line, '\n'))
+	}
+	tmp, err := os.CreateTemp(j.dir, "."+FileName+".adopt-*")
+	if err != nil {
+		return fmt.Errorf("adopt records: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.Write(buf.Bytes())
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), j.Path())
+	}
+	if err == nil {
+		err = syncDir(j.dir)
+	}
+	if err != nil {
+		return fmt.Errorf("adopt records: %w", err)
+	}
+	j.f.Close()
+	j.f = nil
+	if err := j.openForAppend(); err != nil {
+		return fmt.Errorf("adopt records: %w", err)
+	}
+	return nil
 }
 
 // openForAppend is called with the lock file held: it re-reads the file

@@ -230,3 +230,47 @@ func FuzzOpen(f *testing.F) {
 		}
 	})
 }
+
+// TestMirrorAndAdopt: a mirror gets every record once it is synced, its
+// error is Append's; Adopt takes a longer journal from elsewhere and
+// appending goes on after it.
+func TestMirrorAndAdopt(t *testing.T) {
+	j := locked(t, t.TempDir())
+	var mirrored []journal.Record
+	j.SetMirror(func(r journal.Record) error {
+		mirrored = append(mirrored, r)
+		if r.Step == "unreachable" {
+			return errors.New("cluster unreachable")
+		}
+		return nil
+	})
+	mustAppend(t, j, journal.PlanStep, journal.Intent, nil)
+	if _, err := j.Append("unreachable", journal.Note, nil); err == nil {
+		t.Error("a mirror's error is not Append's")
+	}
+	if len(mirrored) != 2 || len(j.Records()) != 2 {
+		t.Fatalf("mirrored %d, journal %d records; want 2 and 2", len(mirrored), len(j.Records()))
+	}
+
+	other := locked(t, t.TempDir())
+	for _, s := range []string{journal.PlanStep, "a", "b", "c"} {
+		mustAppend(t, other, s, journal.Note, nil)
+	}
+	if err := j.Adopt(other.Records()); err != nil {
+		t.Fatal(err)
+	}
+	j.SetMirror(nil)
+	mustAppend(t, j, "d", journal.Note, nil)
+	again, err := journal.Open(j.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := again.Records()
+	if len(recs) != 5 || recs[3].Step != "c" || recs[4].Step != "d" || recs[4].Seq != 5 {
+		t.Fatalf("after Adopt and Append: %+v", recs)
+	}
+	bad := append(other.Records()[:1], journal.Record{Seq: 7, Step: "x"})
+	if err := j.Adopt(bad); !errors.Is(err, journal.ErrCorrupt) {
+		t.Errorf("Adopt of records out of sequence: %v, want ErrCorrupt", err)
+	}
+}

@@ -159,7 +159,8 @@ func RollingRestart(ctx context.Context, drv driver.Driver, app App, opts Option
 func (e *Engine) RollingRestart(ctx context.Context) (err error) {
 	r := newRunner(e.Driver, e.App, nil, e.Log, e.OnEvent, e.Options)
 	if e.Journal != nil {
-		if _, err := e.Journal.Lock(r.opts.Holder + " (rolling restart)"); err != nil {
+		r.opts.Holder += " (rolling restart)"
+		if _, err := e.Journal.Lock(r.opts.Holder); err != nil {
 			return err
 		}
 		defer func() {
@@ -167,6 +168,13 @@ func (e *Engine) RollingRestart(ctx context.Context) (err error) {
 				err = errors.Join(err, uerr)
 			}
 		}()
+		if rec, ok := e.App.(Recorder); ok {
+			var release func()
+			if ctx, release, err = e.holdRecord(ctx, r, rec.Record()); err != nil {
+				return err
+			}
+			defer release()
+		}
 	}
 	return r.rollingRestartRun(ctx)
 }

@@ -95,15 +95,23 @@ type Remediation struct {
 	Detail string `json:"detail,omitempty"`
 }
 
-// Summarize reads the latest upgrade out of j.
+// Summarize reads the latest upgrade out of j, and who holds its lock.
 func Summarize(j *journal.Journal) (Summary, error) {
-	st := j.State()
-	s := Summary{State: StateNone, Timing: map[string]time.Duration{}}
+	var lock *journal.LockInfo
 	if lk, err := journal.ReadLock(j.Dir()); err == nil {
-		s.Lock = &lk
+		lock = &lk
 	} else if !errors.Is(err, fs.ErrNotExist) {
-		return s, err
+		return Summary{State: StateNone}, err
 	}
+	return SummarizeRecords(j.Records(), lock)
+}
+
+// SummarizeRecords reads the latest upgrade out of a journal's records,
+// such as the copy a cluster keeps; lock is who holds the upgrade lock
+// (nil: nobody, and an unfinished upgrade is interrupted).
+func SummarizeRecords(records []journal.Record, lock *journal.LockInfo) (Summary, error) {
+	st := journal.Interpret(records)
+	s := Summary{State: StateNone, Timing: map[string]time.Duration{}, Lock: lock}
 	if st.Plan == nil {
 		return s, nil
 	}

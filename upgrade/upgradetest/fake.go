@@ -11,6 +11,7 @@ import (
 
 	"github.com/ladder-dev/ladder/catalog"
 	"github.com/ladder-dev/ladder/driver"
+	"github.com/ladder-dev/ladder/journal"
 	"github.com/ladder-dev/ladder/policy"
 	"github.com/ladder-dev/ladder/upgrade"
 )
@@ -99,6 +100,7 @@ type Cluster struct {
 	missing    map[string]bool
 	faults     []*fault
 	backups    int
+	rec        record
 }
 
 // New returns a settled cluster of n replicas ("replica-1"...) running
@@ -606,4 +608,107 @@ func (a *App) Backup(ctx context.Context, via driver.Replica, w io.Writer) error
 	a.c.mu.Unlock()
 	_, err := io.WriteString(w, snap)
 	return err
+}
+
+// --- upgrade.Recorder: the upgrade record kept in the cluster ---
+
+// record is the fake cluster's upgrade record: a lock and a journal copy.
+type record struct {
+	mu      sync.Mutex
+	holder  *journal.LockInfo
+	lease   int
+	lost    chan struct{}
+	records []journal.Record
+	// keep: Release does nothing, as when the holder dies and its lease
+	// has not ended yet.
+	keep bool
+}
+
+var _ upgrade.Recorder = (*App)(nil)
+
+// Record implements upgrade.Recorder.
+func (a *App) Record() upgrade.ClusterRecord { return &a.c.rec }
+
+// Lock implements upgrade.ClusterRecord.
+func (r *record) Lock(ctx context.Context, holder journal.LockInfo) (upgrade.HeldLock, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.holder != nil {
+		return nil, &journal.LockedError{Path: "the cluster's upgrade record", LockInfo: *r.holder}
+	}
+	h := holder
+	r.holder, r.lost, r.keep = &h, make(chan struct{}), false
+	r.lease++
+	return &held{r: r, lease: r.lease}, nil
+}
+
+// Read implements upgrade.ClusterRecord.
+func (r *record) Read(ctx context.Context) ([]journal.Record, *journal.LockInfo, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var h *journal.LockInfo
+	if r.holder != nil {
+		c := *r.holder
+		h = &c
+	}
+	return slices.Clone(r.records), h, nil
+}
+
+type held struct {
+	r     *record
+	lease int
+}
+
+func (h *held) Append(ctx context.Context, recs ...journal.Record) error {
+	h.r.mu.Lock()
+	defer h.r.mu.Unlock()
+	if h.r.lease != h.lease || h.r.holder == nil {
+		return upgrade.ErrLockLost
+	}
+	for _, rec := range recs {
+		if int(rec.Seq) == len(h.r.records)+1 {
+			h.r.records = append(h.r.records, rec)
+		}
+	}
+	return nil
+}
+
+func (h *held) Lost() <-chan struct{} {
+	h.r.mu.Lock()
+	defer h.r.mu.Unlock()
+	return h.r.lost
+}
+
+func (h *held) Release(ctx context.Context) error {
+	h.r.mu.Lock()
+	defer h.r.mu.Unlock()
+	if h.r.lease == h.lease && !h.r.keep {
+		h.r.holder = nil
+	}
+	return nil
+}
+
+// KeepLock makes the next release of the cluster's upgrade lock do
+// nothing, as if its holder died with its lease still running.
+func (c *Cluster) KeepLock() {
+	c.rec.mu.Lock()
+	defer c.rec.mu.Unlock()
+	c.rec.keep = true
+}
+
+// ExpireLock ends the lease of the cluster's upgrade lock: its holder loses
+// it, and anyone may take it.
+func (c *Cluster) ExpireLock() {
+	c.rec.mu.Lock()
+	defer c.rec.mu.Unlock()
+	if c.rec.holder != nil {
+		close(c.rec.lost)
+		c.rec.holder = nil
+	}
+}
+
+// Records returns the cluster's copy of the journal.
+func (c *Cluster) Records() []journal.Record {
+	recs, _, _ := c.rec.Read(context.Background())
+	return recs
 }

@@ -1,0 +1,115 @@
+package upgrade
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/ladder-dev/ladder/journal"
+)
+
+// ClusterRecord is the upgrade record a service keeps in the cluster
+// itself, so that every operator, from any machine, sees the same upgrade
+// and only one runs at a time: a lock bound to a lease its holder renews
+// (it expires when the holder dies), and a copy of the journal.
+type ClusterRecord interface {
+	// Lock takes the cluster's upgrade lock for holder. When someone else
+	// holds it, the error is a *journal.LockedError naming them.
+	Lock(ctx context.Context, holder journal.LockInfo) (HeldLock, error)
+	// Read returns the journal as the cluster keeps it, and who holds the
+	// lock (nil: nobody).
+	Read(ctx context.Context) ([]journal.Record, *journal.LockInfo, error)
+}
+
+// HeldLock is the cluster's upgrade lock, held.
+type HeldLock interface {
+	// Append adds records to the cluster's copy of the journal. Appending
+	// a record that is there already changes nothing.
+	Append(ctx context.Context, records ...journal.Record) error
+	// Lost is closed when the lock is lost: its lease could not be renewed
+	// before it ended, and someone else may take it.
+	Lost() <-chan struct{}
+	// Release gives the lock up.
+	Release(ctx context.Context) error
+}
+
+// Recorder is implemented by an App whose service keeps the upgrade record
+// in the cluster (see ClusterRecord). Run then takes the cluster's lock
+// besides this machine's, starts from the cluster's journal when it is
+// further along than this one, and mirrors every record it writes.
+type Recorder interface {
+	Record() ClusterRecord
+}
+
+// ErrLockLost means the cluster's upgrade lock was lost while a run held it.
+var ErrLockLost = errors.New("cluster upgrade lock lost")
+
+// holdRecord takes the cluster's lock, brings this journal and the
+// cluster's copy level, and mirrors what is written from now on. It
+// returns what releases it all, and ctx, which ends if the lock is lost.
+func (e *Engine) holdRecord(ctx context.Context, r *runner, cr ClusterRecord) (context.Context, func(), error) {
+	host, _ := os.Hostname()
+	held, err := cr.Lock(ctx, journal.LockInfo{Holder: r.opts.Holder, PID: os.Getpid(), Host: host,
+		Since: time.Now().UTC().Truncate(time.Second)})
+	if err != nil {
+		return ctx, nil, err
+	}
+	release := func() {
+		e.Journal.SetMirror(nil)
+		if err := held.Release(context.WithoutCancel(ctx)); err != nil {
+			r.log.Warn("release the cluster's upgrade lock", "err", err)
+		}
+	}
+	remote, _, err := cr.Read(ctx)
+	if err == nil {
+		err = e.level(ctx, r, held, remote)
+	}
+	if err != nil {
+		release()
+		return ctx, nil, fmt.Errorf("read the cluster's upgrade record: %w", err)
+	}
+	e.Journal.SetMirror(func(rec journal.Record) error { return held.Append(context.WithoutCancel(ctx), rec) })
+	ctx, cancel := context.WithCancelCause(ctx)
+	go func() {
+		select {
+		case <-held.Lost():
+			cancel(fmt.Errorf("%w: its lease could not be renewed; another run may take it", ErrLockLost))
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() {
+		cancel(nil)
+		release()
+	}, nil
+}
+
+// level makes this journal and the cluster's copy the same: the cluster's
+// copy, when it is further along (the upgrade ran from elsewhere) or
+// differs (it is the truth); this one's records it lacks, otherwise (a
+// mirror that failed).
+func (e *Engine) level(ctx context.Context, r *runner, held HeldLock, remote []journal.Record) error {
+	local := e.Journal.Records()
+	same := 0
+	for same < min(len(local), len(remote)) && sameRecord(local[same], remote[same]) {
+		same++
+	}
+	switch {
+	case same == len(remote) && same == len(local):
+		return nil
+	case same == len(remote):
+		return held.Append(ctx, local[same:]...)
+	default:
+		if err := e.Journal.Adopt(remote); err != nil {
+			return err
+		}
+		r.emit(Event{Type: EventNote, Message: fmt.Sprintf("took the cluster's journal (%d records; %d written from elsewhere)",
+			len(remote), len(remote)-same)})
+		return nil
+	}
+}
+
+func sameRecord(a, b journal.Record) bool {
+	return a.Seq == b.Seq && a.Step == b.Step && a.Phase == b.Phase && a.Time.Equal(b.Time)
+}
