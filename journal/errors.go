@@ -18,13 +18,22 @@ var (
 
 // LockedError says who holds the lock and since when.
 type LockedError struct {
+	// Path is the lock file, for the person who must remove a lock whose
+	// holder is gone for good; empty for a lock that frees itself (Frees).
 	Path string
+	// Frees says when a lock that frees itself does so, such as the
+	// cluster's lock, whose lease ends soon after its holder.
+	Frees string
 	LockInfo
 }
 
 func (e *LockedError) Error() string {
-	return fmt.Sprintf("take upgrade lock: held by %s since %s (%s ago); if that process is gone for good, remove %s",
-		e.describe(), e.Since.Format(time.RFC3339), time.Since(e.Since).Round(time.Second), e.Path)
+	next := "if that process is gone for good, remove " + e.Path
+	if e.Frees != "" {
+		next = e.Frees
+	}
+	return fmt.Sprintf("take upgrade lock: held by %s since %s (%s ago); %s",
+		e.describe(), e.Since.Format(time.RFC3339), time.Since(e.Since).Round(time.Second), next)
 }
 
 func (e *LockedError) describe() string {

@@ -145,6 +145,13 @@ func createExclusive(path string, info LockInfo) error {
 	return syncDir(filepath.Dir(path))
 }
 
+// Stale reports whether lock was left by a process of this machine that is
+// gone: a lock its holder can no longer release.
+func Stale(lock LockInfo) bool {
+	host, _ := os.Hostname()
+	return stale(lock, host)
+}
+
 // stale reports whether held was left by a process gone from this host.
 func stale(held LockInfo, host string) bool {
 	if held.Host != host || held.PID <= 0 {

@@ -126,8 +126,12 @@ func hostOf(addr string) string {
 // to observe it, migrate it and back it up.
 type RegistryApp struct {
 	Cluster string
-	// Password is the admin password, for backups.
+	// Password is the admin password, for backups and the upgrade record.
 	Password string
+	// Replicas lists the replicas (Driver.Replicas), to reach the upgrade
+	// record through any of them; nil: the engine keeps no record in the
+	// cluster.
+	Replicas func(context.Context) ([]driver.Replica, error)
 }
 
 var _ upgrade.App = RegistryApp{}

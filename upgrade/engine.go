@@ -142,9 +142,9 @@ func (e *Engine) Run(ctx context.Context, p plan.Plan) (err error) {
 		r.emit(Event{Type: EventNote, Message: fmt.Sprintf("took over the upgrade lock of %s (pid %d, since %s): that process is gone",
 			takeover.Holder, takeover.PID, takeover.Since.Format(time.RFC3339))})
 	}
-	if rec, ok := e.App.(Recorder); ok {
+	if cr := recordOf(e.App); cr != nil {
 		var release func()
-		if ctx, release, err = e.holdRecord(ctx, r, rec.Record()); err != nil {
+		if ctx, release, err = e.holdRecord(ctx, r, cr); err != nil {
 			return err
 		}
 		defer release()

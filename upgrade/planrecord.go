@@ -95,7 +95,13 @@ func (pr planRecord) plan() (plan.Plan, error) {
 // any replica was replaced or data migrated) is not returned: Run gives it
 // up for a new plan.
 func Unfinished(j *journal.Journal) (plan.Plan, bool, error) {
-	st := j.State()
+	return UnfinishedRecords(j.Records())
+}
+
+// UnfinishedRecords is Unfinished of a journal's records, such as the
+// copy a cluster keeps.
+func UnfinishedRecords(records []journal.Record) (plan.Plan, bool, error) {
+	st := journal.Interpret(records)
 	if !st.Unfinished() || changedNothing(st) {
 		return plan.Plan{}, false, nil
 	}

@@ -33,14 +33,26 @@ type HeldLock interface {
 	Lost() <-chan struct{}
 	// Release gives the lock up.
 	Release(ctx context.Context) error
+	// TookOver is the lock this one replaced, left by a holder that is
+	// gone, or nil.
+	TookOver() *journal.LockInfo
 }
 
 // Recorder is implemented by an App whose service keeps the upgrade record
 // in the cluster (see ClusterRecord). Run then takes the cluster's lock
 // besides this machine's, starts from the cluster's journal when it is
-// further along than this one, and mirrors every record it writes.
+// further along than this one, and mirrors every record it writes. Record
+// may return nil: the cluster keeps none.
 type Recorder interface {
 	Record() ClusterRecord
+}
+
+// recordOf is the App's cluster record, or nil.
+func recordOf(app App) ClusterRecord {
+	if rec, ok := app.(Recorder); ok {
+		return rec.Record()
+	}
+	return nil
 }
 
 // ErrLockLost means the cluster's upgrade lock was lost while a run held it.
@@ -55,6 +67,10 @@ func (e *Engine) holdRecord(ctx context.Context, r *runner, cr ClusterRecord) (c
 		Since: time.Now().UTC().Truncate(time.Second)})
 	if err != nil {
 		return ctx, nil, err
+	}
+	if t := held.TookOver(); t != nil {
+		r.emit(Event{Type: EventNote, Message: fmt.Sprintf("took over the cluster's upgrade lock of %s (pid %d, since %s): that process is gone",
+			t.Holder, t.PID, t.Since.Format(time.RFC3339))})
 	}
 	release := func() {
 		e.Journal.SetMirror(nil)

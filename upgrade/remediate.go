@@ -168,9 +168,9 @@ func (e *Engine) RollingRestart(ctx context.Context) (err error) {
 				err = errors.Join(err, uerr)
 			}
 		}()
-		if rec, ok := e.App.(Recorder); ok {
+		if cr := recordOf(e.App); cr != nil {
 			var release func()
-			if ctx, release, err = e.holdRecord(ctx, r, rec.Record()); err != nil {
+			if ctx, release, err = e.holdRecord(ctx, r, cr); err != nil {
 				return err
 			}
 			defer release()

@@ -192,6 +192,27 @@ func (d *Driver) Destroy(ctx context.Context) error {
 	return nil
 }
 
+// FindBuild returns the image build the containers of cluster name run,
+// from their labels: what a ladder home that did not create the cluster
+// records to drive it.
+func FindBuild(ctx context.Context, cli *client.Client, name string) (string, error) {
+	res, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true,
+		Filters: make(client.Filters).Add("label", LabelCluster+"="+name).Add("label", LabelReplica)})
+	if err != nil {
+		return "", fmt.Errorf("list containers of cluster %s: %w", name, err)
+	}
+	for _, c := range res.Items {
+		img, err := cli.ImageInspect(ctx, c.ImageID)
+		if err != nil {
+			continue
+		}
+		if b := img.Config.Labels[labelBuild]; b != "" {
+			return b, nil
+		}
+	}
+	return "", fmt.Errorf("%w: no container of cluster %s on the engine at %s", home.ErrNoCluster, name, cli.DaemonHost())
+}
+
 // Leftovers names what the engine still holds of cluster name ("" if
 // nothing): its containers, volumes and network.
 func Leftovers(ctx context.Context, cli *client.Client, name string) (string, error) {

@@ -30,6 +30,9 @@ const Name = "local"
 type Options struct {
 	// Home is ladder's state folder (home.Dir()).
 	Home string
+	// Dir is the cluster's folder; default: its folder under Home. A
+	// cluster connected from another ladder home lives in that home's.
+	Dir string
 	// StopGrace is how long a replica gets to stop after SIGTERM before
 	// SIGKILL; default 10s.
 	StopGrace time.Duration
@@ -108,7 +111,11 @@ func (o *Options) defaults() {
 // Open binds the driver to an existing cluster of service svc.
 func Open(name string, svc driver.Service, opts Options) (*Driver, error) {
 	opts.defaults()
-	d := &Driver{name: name, dir: home.ClusterDir(opts.Home, name), svc: svc, opts: opts}
+	dir := opts.Dir
+	if dir == "" {
+		dir = home.ClusterDir(opts.Home, name)
+	}
+	d := &Driver{name: name, dir: dir, svc: svc, opts: opts}
 	data, err := os.ReadFile(d.statePath())
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("%w %q", home.ErrNoCluster, name)

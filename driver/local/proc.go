@@ -157,3 +157,68 @@ func (d *Driver) stopStrays(ctx context.Context, id string, r *replicaState) err
 	}
 	return nil
 }
+
+// Find returns the folder of the local cluster whose replica listens on
+// port of this machine, as the replica's environment names it: where the
+// cluster's state lives, in whichever ladder home created it.
+func Find(port int) (string, error) {
+	for _, pid := range listeners(port) {
+		env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+		if err != nil {
+			continue
+		}
+		for _, v := range strings.Split(string(env), "\x00") {
+			if rest, ok := strings.CutPrefix(v, envReplica+"="); ok {
+				dir, _, _ := strings.Cut(rest, "#")
+				return dir, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("no replica of a local cluster listens on port %d of this machine", port)
+}
+
+// listeners returns the pids of this user's processes listening on TCP
+// port, found through the sockets' inodes in /proc/net/tcp{,6} and the
+// processes' file descriptors.
+func listeners(port int) []int {
+	inodes := map[string]bool{}
+	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n")[1:] {
+			fields := strings.Fields(line)
+			// local_address is HEX_IP:HEX_PORT; state 0A is LISTEN.
+			if len(fields) < 10 || fields[3] != "0A" {
+				continue
+			}
+			_, hexPort, _ := strings.Cut(fields[1], ":")
+			if p, err := strconv.ParseInt(hexPort, 16, 32); err == nil && int(p) == port {
+				inodes["socket:["+fields[9]+"]"] = true
+			}
+		}
+	}
+	if len(inodes) == 0 {
+		return nil
+	}
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+		if err != nil {
+			continue
+		}
+		for _, fd := range fds {
+			if link, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); err == nil && inodes[link] {
+				pids = append(pids, pid)
+				break
+			}
+		}
+	}
+	return pids
+}

@@ -30,7 +30,7 @@ store. The local driver runs them as processes on this machine, with their
 data, logs and pid files under $LADDER_HOME/clusters/NAME (default
 ~/.ladder). Every command takes --cluster NAME (default "default").`,
 	}
-	c.AddCommand(newClusterCreateCmd(e), newClusterListCmd(e), newClusterStatusCmd(e), newRestartCmd(e, "ladder cluster restart"),
+	c.AddCommand(newClusterCreateCmd(e), newClusterConnectCmd(e), newClusterListCmd(e), newClusterStatusCmd(e), newRestartCmd(e, "ladder cluster restart"),
 		newClusterDestroyCmd(e), newClusterSeedCmd(e))
 	return c
 }
@@ -258,11 +258,18 @@ process or an engine object left) is finished off by running destroy again.`,
 			if _, err := home.ReadRecord(root, cf.name); errors.Is(err, home.ErrNoCluster) {
 				return removeLeftovers(e, root, cf.name, err)
 			}
-			d, _, err := openCluster(cf.name)
+			d, rec, err := openCluster(cf.name)
 			if err != nil {
 				return err
 			}
-			err = withLock(cf.name, "destroy", func() error { return d.Destroy(e.ctx) })
+			err = withLock(e.ctx, d, rec, "destroy", func() error {
+				if err := d.Destroy(e.ctx); err != nil {
+					return err
+				}
+				// A cluster connected from another home has its folder
+				// there, and its record here.
+				return os.RemoveAll(home.ClusterDir(root, cf.name))
+			})
 			var ee *exitError
 			if errors.As(err, &ee) {
 				return err

@@ -37,12 +37,12 @@ It runs as a one-off job of the release the cluster runs. The same
 			if repos < 1 {
 				return usageErr("invalid --repositories %d: must be at least 1", repos)
 			}
-			d, _, err := openCluster(cf.name)
+			d, rec, err := openCluster(cf.name)
 			if err != nil {
 				return err
 			}
 			var out []byte
-			err = withLock(cf.name, "seed", func() error {
+			err = withLock(e.ctx, d, rec, "seed", func() error {
 				st, err := clusterStatus(e.ctx, d)
 				if err != nil {
 					return err

@@ -47,7 +47,7 @@ func openCluster(name string) (driver.Driver, home.Record, error) {
 	}
 	switch rec.Driver {
 	case local.Name:
-		d, err := local.Open(name, svc, local.Options{Home: root})
+		d, err := local.Open(name, svc, local.Options{Home: root, Dir: rec.Dir})
 		return d, rec, err
 	case docker.Name:
 		d, err := docker.Open(name, svc, docker.Options{Home: root})
@@ -65,13 +65,13 @@ func serviceOf(rec home.Record) (driver.Service, error) {
 	return nil, fmt.Errorf("open cluster %s: unknown service %q in its record (recreate the cluster with this ladder)", rec.Name, rec.Service)
 }
 
-// appOf is what the upgrade engine knows of the cluster's service.
-func appOf(rec home.Record) (upgrade.App, error) {
+// appOf is what the upgrade engine knows of the cluster's service, d.
+func appOf(d driver.Driver, rec home.Record) (upgrade.App, error) {
 	pw, err := rec.Secret(service.AdminPasswordSecret)
 	if err != nil {
 		return nil, err
 	}
-	return service.RegistryApp{Cluster: rec.Name, Password: pw}, nil
+	return service.RegistryApp{Cluster: rec.Name, Password: pw, Replicas: d.Replicas}, nil
 }
 
 // statsClient reads row counts, which may take a few seconds.

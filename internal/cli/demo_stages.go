@@ -118,7 +118,8 @@ func (d *demo) upgrade(ctx context.Context) (upgradeRunResult, error) {
 		faults = newFaultInjector(ctx, d, fz)
 		rep.onEvent = faults.see
 	}
-	eng := &upgrade.Engine{Driver: d.drv, App: service.RegistryApp{Cluster: d.cluster, Password: d.password}, Journal: j,
+	app := service.RegistryApp{Cluster: d.cluster, Password: d.password, Replicas: d.drv.Replicas}
+	eng := &upgrade.Engine{Driver: d.drv, App: app, Journal: j,
 		Log: rep.logger(logLevels["off"]), OnEvent: rep.event, Options: opts}
 	start := time.Now()
 	runErr := eng.Run(ctx, d.plan)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 
 	"github.com/spf13/cobra"
 )
@@ -50,4 +51,9 @@ type errorJSON struct {
 	Error string `json:"error"`
 	Hint  string `json:"hint,omitempty"`
 	Exit  int    `json:"exit"`
+}
+
+// jsonDecode decodes a response's JSON body into v.
+func jsonDecode(resp *http.Response, v any) error {
+	return json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(v)
 }

@@ -68,13 +68,13 @@ func restartOne(e *env, cluster, replica string, uf upgradeFlags) error {
 	if err != nil {
 		return err
 	}
-	d, _, err := openCluster(cluster)
+	d, rec, err := openCluster(cluster)
 	if err != nil {
 		return err
 	}
 	start := time.Now()
 	var st upgrade.Status
-	err = withLock(cluster, "restart of "+replica, func() error {
+	err = withLock(e.ctx, d, rec, "restart of "+replica, func() error {
 		if err := d.Restart(e.ctx, replica); err != nil {
 			if errors.Is(err, driver.ErrNoReplica) {
 				return withCode(ExitUsage, err)
@@ -110,7 +110,7 @@ func rollingRestart(e *env, cluster string, uf upgradeFlags, asJSON bool) error 
 	if err != nil {
 		return err
 	}
-	app, err := appOf(rec)
+	app, err := appOf(d, rec)
 	if err != nil {
 		return err
 	}

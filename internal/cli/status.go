@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"sort"
@@ -9,12 +10,37 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ladder-dev/ladder/driver"
+	"github.com/ladder-dev/ladder/internal/home"
 	"github.com/ladder-dev/ladder/upgrade"
 )
 
 type statusJSON struct {
 	upgrade.Status
 	Upgrade upgrade.Summary `json:"upgrade"`
+	// From says where the upgrade's record was read: "cluster" (the copy
+	// the cluster keeps, the same from every machine) or "local".
+	From string `json:"upgrade_record"`
+}
+
+// upgradeSummary summarizes the cluster's latest upgrade from the record the
+// cluster keeps, or from this machine's journal when the cluster keeps
+// none or cannot be read; it says which.
+func upgradeSummary(ctx context.Context, d driver.Driver, rec home.Record) (upgrade.Summary, string, error) {
+	if app, err := appOf(d, rec); err == nil {
+		if cr := app.(upgrade.Recorder).Record(); cr != nil {
+			if records, lock, err := cr.Read(ctx); err == nil {
+				s, err := upgrade.SummarizeRecords(records, lock)
+				return s, "cluster", err
+			}
+		}
+	}
+	j, err := openJournal(d.Cluster())
+	if err != nil {
+		return upgrade.Summary{}, "", err
+	}
+	s, err := upgrade.Summarize(j)
+	return s, "local", err
 }
 
 func newStatusCmd(e *env) *cobra.Command {
@@ -32,7 +58,7 @@ to do next), the remediation actions taken, and who holds the upgrade lock.`,
   ladder status --cluster prod -o json`,
 		Args: exactArgs(),
 		RunE: func(c *cobra.Command, args []string) error {
-			d, _, err := openCluster(cf.name)
+			d, rec, err := openCluster(cf.name)
 			if err != nil {
 				return err
 			}
@@ -40,16 +66,12 @@ to do next), the remediation actions taken, and who holds the upgrade lock.`,
 			if err != nil {
 				return err
 			}
-			j, err := openJournal(cf.name)
-			if err != nil {
-				return err
-			}
-			sum, err := upgrade.Summarize(j)
+			sum, from, err := upgradeSummary(e.ctx, d, rec)
 			if err != nil {
 				return err
 			}
 			if e.json() {
-				return writeJSON(e.stdout, statusJSON{Status: st, Upgrade: sum})
+				return writeJSON(e.stdout, statusJSON{Status: st, Upgrade: sum, From: from})
 			}
 			printStatus(e.stdout, st)
 			fmt.Fprintln(e.stdout)

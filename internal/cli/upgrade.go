@@ -21,6 +21,7 @@ import (
 	"github.com/ladder-dev/ladder/journal"
 	"github.com/ladder-dev/ladder/plan"
 	"github.com/ladder-dev/ladder/policy"
+	"github.com/ladder-dev/ladder/service"
 	"github.com/ladder-dev/ladder/upgrade"
 )
 
@@ -173,7 +174,12 @@ mandatory refusals (downgrades, skips) cannot be forced.`,
 			if err != nil {
 				return err
 			}
-			p, err := upgradePlan(e, d, st, j, target, force, prerel)
+			records, lock := journalView(e.ctx, d, rec, j)
+			if lock != nil && !dryRun && !journal.Stale(*lock) {
+				return withCode(ExitLocked, fmt.Errorf("another upgrade is running: %w\n  follow it with: ladder status --cluster %s",
+					&journal.LockedError{LockInfo: *lock, Frees: fmt.Sprintf("the cluster frees it at most %s after its holder stops", service.LockTTL)}, cf.name))
+			}
+			p, err := upgradePlan(e, d, st, records, target, force, prerel)
 			if err != nil {
 				return err
 			}
@@ -187,7 +193,7 @@ mandatory refusals (downgrades, skips) cannot be forced.`,
 				fmt.Fprintln(e.stdout)
 			}
 			if dryRun {
-				return printDryRun(e, e.json(), p, steps, j)
+				return printDryRun(e, e.json(), p, steps, records)
 			}
 			if len(p.Hops) == 0 {
 				fmt.Fprintf(e.stderr, "cluster %s already runs %s: nothing to do\n", cf.name, target)
@@ -198,7 +204,7 @@ mandatory refusals (downgrades, skips) cannot be forced.`,
 					return err
 				}
 			}
-			app, err := appOf(rec)
+			app, err := appOf(d, rec)
 			if err != nil {
 				return err
 			}
@@ -227,11 +233,28 @@ mandatory refusals (downgrades, skips) cannot be forced.`,
 var logLevels = map[string]slog.Level{"off": slog.LevelError + 4, "debug": slog.LevelDebug,
 	"info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}
 
+// journalView is the upgrade journal as the cluster keeps it, and who
+// holds the cluster's lock; this machine's journal, when the cluster keeps
+// none or cannot be read.
+func journalView(ctx context.Context, d driver.Driver, rec home.Record, j *journal.Journal) ([]journal.Record, *journal.LockInfo) {
+	if app, err := appOf(d, rec); err == nil {
+		if cr := app.(upgrade.Recorder).Record(); cr != nil {
+			if records, lock, err := cr.Read(ctx); err == nil {
+				if len(records) >= len(j.Records()) {
+					return records, lock
+				}
+				return j.Records(), lock
+			}
+		}
+	}
+	return j.Records(), nil
+}
+
 // upgradePlan decides what to run: the unfinished upgrade of the journal
 // when it has the same target, otherwise a new plan from the version the
 // cluster runs, checked against policy.
-func upgradePlan(e *env, d driver.Driver, st upgrade.Status, j *journal.Journal, target *semver.Version, force, prerel bool) (plan.Plan, error) {
-	unfinished, ok, err := upgrade.Unfinished(j)
+func upgradePlan(e *env, d driver.Driver, st upgrade.Status, records []journal.Record, target *semver.Version, force, prerel bool) (plan.Plan, error) {
+	unfinished, ok, err := upgrade.UnfinishedRecords(records)
 	if err != nil {
 		return plan.Plan{}, err
 	}
@@ -292,8 +315,8 @@ func upgradePlan(e *env, d driver.Driver, st upgrade.Status, j *journal.Journal,
 }
 
 // printDryRun lists the steps, marking those an earlier run finished.
-func printDryRun(e *env, asJSON bool, p plan.Plan, steps []string, j *journal.Journal) error {
-	st := j.State()
+func printDryRun(e *env, asJSON bool, p plan.Plan, steps []string, records []journal.Record) error {
+	st := journal.Interpret(records)
 	if asJSON {
 		type stepJSON struct {
 			ID   string `json:"id"`
@@ -359,9 +382,6 @@ func upgradeResult(e *env, asJSON bool, d driver.Driver, target *semver.Version,
 	if interrupted(err) {
 		code = ExitInterrupted
 	}
-	if asJSON {
-		return withHint(code, err, hintOf(err))
-	}
 	sum, _ := upgrade.Summarize(j)
 	var done []string
 	for _, h := range sum.Hops {
@@ -403,5 +423,8 @@ func upgradeResult(e *env, asJSON bool, d driver.Driver, target *semver.Version,
 		fmt.Fprintf(e.stderr, "  replicas:    %s\n", strings.Join(vs, "; "))
 	}
 	fmt.Fprintf(e.stderr, "  continue:    %s\n", resume)
+	if asJSON {
+		return withHint(code, err, hintOf(err))
+	}
 	return silent(code)
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ladder-dev/ladder/internal/home"
+	"github.com/ladder-dev/ladder/internal/poll"
 	"github.com/ladder-dev/ladder/internal/testbin"
 	"github.com/ladder-dev/ladder/service"
 	"github.com/ladder-dev/ladder/upgrade"
@@ -74,12 +75,24 @@ func (e *env) must(args ...string) string {
 	return out
 }
 
+// ExitLockedForTests is ladder's exit code for a command refused by the
+// upgrade lock.
+const ExitLockedForTests = 4
+
 // createCluster creates a cluster and destroys it when the test ends.
 func (e *env) createCluster(name, version string) {
 	e.t.Helper()
 	e.must("cluster", "create", "--cluster", name, "--version", version)
 	e.t.Cleanup(func() {
-		if code, _, errOut := e.run("cluster", "destroy", "--cluster", name); code != 0 && !strings.Contains(errOut, "no such cluster") {
+		// A test that killed an upgrade leaves the cluster's lock to its
+		// lease: destroy is refused (exit 4) until the lease ends.
+		var code int
+		var errOut string
+		_ = poll.For(context.Background(), time.Minute, time.Second, func() (bool, error) {
+			code, _, errOut = e.run("cluster", "destroy", "--cluster", name)
+			return code != ExitLockedForTests, nil
+		})
+		if code != 0 && !strings.Contains(errOut, "no such cluster") {
 			e.t.Errorf("destroy %s: %s", name, errOut)
 		}
 	})

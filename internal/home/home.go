@@ -67,6 +67,9 @@ type Record struct {
 	// Build names the artifacts the cluster runs, when the driver keeps
 	// more than one set (the docker driver's image build).
 	Build string `json:"build,omitempty"`
+	// Dir is the cluster's folder when it is not this one: a cluster
+	// connected from the ladder home that created it.
+	Dir string `json:"dir,omitempty"`
 }
 
 // Secret reads the secret name of the cluster, without its trailing newline.

@@ -634,7 +634,7 @@ func (r *record) Lock(ctx context.Context, holder journal.LockInfo) (upgrade.Hel
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.holder != nil {
-		return nil, &journal.LockedError{Path: "the cluster's upgrade record", LockInfo: *r.holder}
+		return nil, &journal.LockedError{Frees: "the cluster frees it when its lease ends", LockInfo: *r.holder}
 	}
 	h := holder
 	r.holder, r.lost, r.keep = &h, make(chan struct{}), false
@@ -672,6 +672,8 @@ func (h *held) Append(ctx context.Context, recs ...journal.Record) error {
 	}
 	return nil
 }
+
+func (h *held) TookOver() *journal.LockInfo { return nil }
 
 func (h *held) Lost() <-chan struct{} {
 	h.r.mu.Lock()
