@@ -12,14 +12,15 @@
 //	hop/2.1.4->2.2.5/preflight             replicas reachable, healthy, UI up, store settled,
 //	                                        TO artifact present, stored schema not too new,
 //	                                        every replica on FROM or TO
-//	hop/2.1.4->2.2.5/backup                only for hops that migrate: a store snapshot in
-//	                                        Options.BackupDir (kept after the upgrade)
+//	hop/2.1.4->2.2.5/backup                only for hops that migrate: store settled, then a
+//	                                        snapshot via a healthy replica (the leader first)
+//	                                        in Options.BackupDir (kept after the upgrade)
 //	hop/2.1.4->2.2.5/roll/replica-2/replace  store settled, then replace the replica with TO
 //	                                        (not when it already runs TO and is healthy)
 //	hop/2.1.4->2.2.5/roll/replica-2/wait     replica healthy, UI up, on TO; store settled
 //	hop/2.1.4->2.2.5/migrate               only for hops that migrate: run TO's migration job
 //	                                        once, wait to settle, verify the stored schema
-//	hop/2.1.4->2.2.5/finalize              every replica on TO: the hop is done
+//	hop/2.1.4->2.2.5/finalize              store settled, every replica on TO: the hop is done
 //
 // Replicas are rolled one at a time, followers first and the leader last.
 // The order is chosen when a hop's roll begins and journaled (a note of

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/Masterminds/semver/v3"
@@ -35,8 +36,9 @@ type Engine struct {
 	App     App
 	Journal *journal.Journal
 	Log     *slog.Logger
-	// OnEvent receives progress events, synchronously, from the goroutine
-	// that called Run: it must return quickly.
+	// OnEvent receives progress events, one at a time and in order: from
+	// the goroutine that called Run, or, for EventFault, from the one that
+	// watches the replicas while an action runs. It must return quickly.
 	OnEvent func(Event)
 	Options Options
 }
@@ -57,6 +59,8 @@ type runner struct {
 	// up marks the replicas seen healthy since the engine last started
 	// them: one of them going silent is a fault, not a start.
 	up map[string]bool
+	// emitMu keeps events in order when the action watcher emits too.
+	emitMu sync.Mutex
 }
 
 func newRunner(drv driver.Driver, app App, j *journal.Journal, log *slog.Logger, onEvent func(Event), opts Options) *runner {
@@ -67,6 +71,8 @@ func newRunner(drv driver.Driver, app App, j *journal.Journal, log *slog.Logger,
 }
 
 func (r *runner) emit(ev Event) {
+	r.emitMu.Lock()
+	defer r.emitMu.Unlock()
 	if ev.Time.IsZero() {
 		ev.Time = time.Now()
 	}
@@ -81,7 +87,7 @@ func (r *runner) emit(ev Event) {
 	switch ev.Type {
 	case EventWaitProgress, EventStepSkip:
 		level = slog.LevelDebug
-	case EventStall, EventRemediation:
+	case EventStall, EventRemediation, EventFault:
 		level = slog.LevelWarn
 	case EventFailed:
 		level = slog.LevelError
@@ -300,6 +306,46 @@ func (r *runner) actionContext(ctx context.Context) (context.Context, context.Ca
 		stop()
 		cancelCause(nil)
 		cancel()
+	}
+}
+
+// watch names, while an action runs, a replica other than except that the
+// driver sees go down, once each; the wait after the action repairs it.
+// It returns what stops it.
+func (r *runner) watch(ctx context.Context, except string) (stop func()) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	step := StepFromContext(ctx)
+	go func() {
+		defer close(done)
+		named := map[string]bool{}
+		tick := time.NewTicker(4 * r.opts.PollInterval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			reps, err := r.drv.Replicas(ctx)
+			if err != nil {
+				continue
+			}
+			var others []driver.Replica
+			for _, rep := range reps {
+				if rep.ID != except && !named[rep.ID] {
+					others = append(others, rep)
+				}
+			}
+			if id, why := driverFault(others); id != "" {
+				named[id] = true
+				r.emit(Event{Type: EventFault, Step: step, Replica: id, Message: id + " " + why + " (seen during the action; repaired after it)"})
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
 	}
 }
 

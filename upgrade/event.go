@@ -21,9 +21,14 @@ const (
 	// Fields: gate, waited (time.Duration), lagging ([]Lag), unhealthy
 	// ([]string replica IDs).
 	EventWaitProgress = "wait-progress"
-	// EventStall: a wait saw no progress for StallAfter. Message is the
-	// diagnosis (StallError.Error()). Fields: db, table, applied, revision.
+	// EventStall: a wait saw no progress for StallAfter, or a replica down
+	// for a reason no wait cures. Message is the diagnosis
+	// (StallError.Error()). Fields: db, table, applied, revision.
 	EventStall = "stall"
+	// EventFault: while an action runs (a replace, a job, a backup), the
+	// driver sees another replica go down (its process exited or stopped
+	// dead). Message names it; the wait after the action repairs it.
+	EventFault = "fault"
 	// EventRemediation: a remediation action. Fields: round, budget,
 	// action ("start", "restart", "rolling-restart", "settled", "gave-up").
 	EventRemediation = "remediation"

@@ -2,6 +2,7 @@ package upgrade
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -123,9 +124,15 @@ func (u *upgradeRun) backupDir() string {
 	return filepath.Join(u.j.Dir(), "backups")
 }
 
-// backup writes a snapshot via a healthy replica (the leader if it is):
-// to a temporary file, synced, then renamed into place.
+// backup waits for the store to settle (a replica that went down since the
+// preflight is named and repaired there), then writes a snapshot via a
+// healthy replica, the leader first, trying the next if one fails: to a
+// temporary file, synced, then renamed into place.
 func (u *upgradeRun) backup(ctx context.Context, h plan.Hop) (map[string]any, error) {
+	st, err := u.timedWait(ctx, HopStep(h, StepBackup), CategorySettle, settledGate())
+	if err != nil {
+		return nil, err
+	}
 	defer u.timer.since(CategoryBackup, time.Now())
 	// Taking a backup changes nothing: it is one action, that an
 	// interruption lets finish.
@@ -135,22 +142,30 @@ func (u *upgradeRun) backup(ctx context.Context, h plan.Hop) (map[string]any, er
 	if err != nil {
 		return nil, fmt.Errorf("list replicas: %w", err)
 	}
-	st, err := u.app.Status(ctx, reps)
-	if err != nil {
-		return nil, fmt.Errorf("probe cluster: %w", err)
-	}
-	via, ok := pickHealthy(st, reps)
-	if !ok {
-		return nil, fmt.Errorf("take backup: no healthy replica")
-	}
 	dir := u.backupDir()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("take backup: %w", err)
 	}
-	path := filepath.Join(dir, BackupName(h))
-	f, err := os.CreateTemp(dir, BackupName(h)+".tmp.*")
+	defer u.watch(ctx, "")()
+	var errs []error
+	for _, via := range healthyFirst(st, reps) {
+		n, err := u.backupVia(ctx, via, dir, BackupName(h))
+		if err == nil {
+			return map[string]any{"path": filepath.Join(dir, BackupName(h)), "bytes": n, "via": via.ID}, nil
+		}
+		errs = append(errs, fmt.Errorf("via %s: %w", via.ID, err))
+	}
+	if len(errs) == 0 {
+		return nil, fmt.Errorf("take backup: no healthy replica")
+	}
+	return nil, fmt.Errorf("take backup: %w", errors.Join(errs...))
+}
+
+// backupVia writes the snapshot that replica via serves to dir/name.
+func (u *upgradeRun) backupVia(ctx context.Context, via driver.Replica, dir, name string) (int64, error) {
+	f, err := os.CreateTemp(dir, name+".tmp.*")
 	if err != nil {
-		return nil, fmt.Errorf("take backup: %w", err)
+		return 0, err
 	}
 	tmp := f.Name()
 	defer os.Remove(tmp) // after a successful rename, a no-op
@@ -163,16 +178,16 @@ func (u *upgradeRun) backup(ctx context.Context, h plan.Hop) (map[string]any, er
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, path)
+		err = os.Rename(tmp, filepath.Join(dir, name))
 	}
 	if err != nil {
-		return nil, fmt.Errorf("take backup via %s: %w", via.ID, err)
+		return 0, err
 	}
 	if d, err := os.Open(dir); err == nil {
 		_ = d.Sync()
 		d.Close()
 	}
-	return map[string]any{"path": path, "bytes": cw.n, "via": via.ID}, nil
+	return cw.n, nil
 }
 
 type countWriter struct {
@@ -186,22 +201,20 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-func pickHealthy(st Status, reps []driver.Replica) (driver.Replica, bool) {
-	var best driver.Replica
-	found := false
+// healthyFirst lists the healthy replicas, the leader first.
+func healthyFirst(st Status, reps []driver.Replica) []driver.Replica {
+	var out []driver.Replica
 	for _, r := range reps {
 		rs, ok := st.Replica(r.ID)
-		if !ok || !rs.Healthy {
-			continue
-		}
-		if rs.Leader {
-			return r, true
-		}
-		if !found {
-			best, found = r, true
+		switch {
+		case !ok || !rs.Healthy:
+		case rs.Leader:
+			out = append([]driver.Replica{r}, out...)
+		default:
+			out = append(out, r)
 		}
 	}
-	return best, found
+	return out
 }
 
 // rollOrder returns the journaled roll order of h, or chooses one
@@ -267,6 +280,7 @@ func (u *upgradeRun) replace(ctx context.Context, h plan.Hop, id string) (map[st
 	actx, done := u.actionContext(ctx)
 	defer done()
 	delete(u.up, id)
+	defer u.watch(actx, id)()
 	if err := u.drv.Replace(actx, id, h.To.String()); err != nil {
 		return nil, fmt.Errorf("replace %s with %s: %w", id, h.To, err)
 	}
@@ -302,7 +316,9 @@ func (u *upgradeRun) migrate(ctx context.Context, h plan.Hop) (map[string]any, e
 		start := time.Now()
 		job := u.app.MigrateJob(h.ToSchema)
 		actx, done := u.actionContext(ctx)
+		stop := u.watch(actx, "")
 		output, err := u.drv.RunJob(actx, h.To.String(), job)
+		stop()
 		done()
 		u.timer.since(CategoryMigration, start)
 		if err != nil {
@@ -338,8 +354,13 @@ func tail(output []byte) string {
 	return "\n  " + strings.Join(lines, "\n  ")
 }
 
-// finalize checks every replica runs TO; the done record marks the hop.
+// finalize waits for the store to settle and checks every replica runs
+// TO; the done record marks the hop. A hop is not done with a replica
+// down, whatever happened to it after its roll.
 func (u *upgradeRun) finalize(ctx context.Context, h plan.Hop) (map[string]any, error) {
+	if _, err := u.timedWait(ctx, HopStep(h, StepFinalize), CategorySettle, settledGate()); err != nil {
+		return nil, err
+	}
 	reps, err := u.drv.Replicas(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list replicas: %w", err)

@@ -124,7 +124,7 @@ func (r *reporter) event(ev upgrade.Event) {
 		}
 	case upgrade.EventWaitProgress:
 		r.line("INFO", "waiting: %s", ev.Message)
-	case upgrade.EventStall, upgrade.EventRemediation:
+	case upgrade.EventStall, upgrade.EventRemediation, upgrade.EventFault:
 		r.line("WARN", "%s", ev.Message)
 	case upgrade.EventFailed:
 		// The command prints the failure, once, with what to do.

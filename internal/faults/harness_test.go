@@ -342,9 +342,14 @@ func (c *cluster) leader(ctx context.Context) string {
 	return st.Leader()
 }
 
-// pick resolves a target when the step ref begins.
+// pick resolves a target when the step ref begins; the leader may take a
+// moment to be known again (an election under way).
 func (c *cluster) pick(ctx context.Context, t target, ref upgrade.StepRef) string {
-	lead := c.leader(ctx)
+	var lead string
+	_ = poll.For(ctx, 10*time.Second, 100*time.Millisecond, func() (bool, error) {
+		lead = c.leader(ctx)
+		return lead != "", nil
+	})
 	switch t {
 	case replaced:
 		return ref.Replica
@@ -487,14 +492,25 @@ func run(t *testing.T, fc fcase) result {
 				res.err = fmt.Errorf("no %s at %s", fc.target, ev.Step)
 				break
 			}
-			h, err := c.hurt(ctx, fc.fault, res.replica)
+			// The replica may be between its stop and its start (the
+			// one being replaced): hurt it once it runs.
+			var h func()
+			err := poll.For(ctx, 10*time.Second, 50*time.Millisecond, func() (bool, error) {
+				c.reopen()
+				var err error
+				h, err = c.hurt(ctx, fc.fault, res.replica)
+				return err == nil, nil
+			})
+			if err != nil {
+				h, err = c.hurt(ctx, fc.fault, res.replica)
+			}
 			if err != nil {
 				res.err = fmt.Errorf("%s %s: %w", fc.fault, res.replica, err)
 				break
 			}
 			hurtAt, heal = time.Now(), h
 		case !hurtAt.IsZero() && res.named < 0 && ev.Replica == res.replica &&
-			(ev.Type == upgrade.EventStall || ev.Type == upgrade.EventFailed):
+			(ev.Type == upgrade.EventStall || ev.Type == upgrade.EventFault || ev.Type == upgrade.EventFailed):
 			res.named = ev.Time.Sub(hurtAt)
 		}
 	}
