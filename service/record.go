@@ -6,20 +6,25 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/ladder-dev/ladder/driver"
 	"github.com/ladder-dev/ladder/journal"
 	"github.com/ladder-dev/ladder/registry"
 	"github.com/ladder-dev/ladder/upgrade"
 )
 
 // LockTTL is how long the cluster's upgrade lock outlives its holder: the
-// lease's time to live. The holder renews it every third of that.
-const LockTTL = 10 * time.Second
+// lease's time to live. The holder renews it every fifth of that, so that
+// a replica that does not answer, or the store without a leader for a few
+// seconds, does not cost it the lock.
+const LockTTL = 15 * time.Second
 
 // recordClient talks to a replica's upgrade record: short requests.
-var recordClient = &http.Client{Timeout: 3 * time.Second}
+var recordClient = &http.Client{Timeout: 2 * time.Second}
 
 var _ upgrade.Recorder = RegistryApp{}
 
@@ -30,12 +35,18 @@ func (a RegistryApp) Record() upgrade.ClusterRecord {
 	if a.Replicas == nil || a.Password == "" {
 		return nil
 	}
-	return registryRecord{a: a}
+	return registryRecord{a: a, good: &atomic.Value{}}
 }
 
 // registryRecord is upgrade.ClusterRecord over the registry's
-// /api/v1/upgrade API, asking each replica in turn until one answers.
-type registryRecord struct{ a RegistryApp }
+// /api/v1/upgrade API, asking each replica in turn until one answers, the
+// one that answered last first: a frozen replica costs one timeout, not one
+// per request.
+type registryRecord struct {
+	a RegistryApp
+	// good is the base URL of the replica that answered last.
+	good *atomic.Value
+}
 
 // each calls fn with replicas' base URLs until one succeeds or fn returns
 // an error that another replica would return too (stop).
@@ -44,10 +55,24 @@ func (r registryRecord) each(ctx context.Context, fn func(base string) error, st
 	if err != nil {
 		return err
 	}
+	if good, _ := r.good.Load().(string); good != "" {
+		slices.SortStableFunc(reps, func(a, b driver.Replica) int {
+			switch {
+			case a.URL == good:
+				return -1
+			case b.URL == good:
+				return 1
+			}
+			return 0
+		})
+	}
 	var errs []error
 	for _, rep := range reps {
 		err := fn(rep.URL)
 		if err == nil || stop(err) {
+			if err == nil {
+				r.good.Store(rep.URL)
+			}
 			return err
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", rep.ID, err))
@@ -138,7 +163,7 @@ type heldRecord struct {
 }
 
 func (h *heldRecord) renew() {
-	tick := time.NewTicker(LockTTL / 3)
+	tick := time.NewTicker(LockTTL / 5)
 	defer tick.Stop()
 	last := time.Now()
 	for {
@@ -147,7 +172,7 @@ func (h *heldRecord) renew() {
 			return
 		case <-tick.C:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), LockTTL/3)
+		ctx, cancel := context.WithTimeout(context.Background(), LockTTL/5)
 		err := h.r.each(ctx, func(base string) error {
 			return registry.RenewLock(ctx, recordClient, base, h.r.a.Password, h.lease)
 		}, func(err error) bool { return errors.Is(err, registry.ErrLockLost) })
