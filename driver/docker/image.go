@@ -134,6 +134,39 @@ func BuildBinary(ctx context.Context, srcDir, out string) error {
 	return nil
 }
 
+// SourceHash names the content of the source tree at root: every file but
+// those under .git, by path and content. Two trees with the same hash build
+// the same binary.
+func SourceHash(root string) (string, error) {
+	h := sha256.New()
+	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if d.Name() == ".git" {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, path)
+		fmt.Fprintf(h, "%s\x00%d\x00", rel, len(data))
+		h.Write(data)
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("hash source tree %s: %w", root, err)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16], nil
+}
+
 // ModuleRoot returns the folder of ladder's source tree that holds dir, or
 // "" if dir is not inside it.
 func ModuleRoot(dir string) string {

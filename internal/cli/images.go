@@ -14,6 +14,7 @@ import (
 
 	"github.com/ladder-dev/ladder/driver"
 	"github.com/ladder-dev/ladder/driver/docker"
+	"github.com/ladder-dev/ladder/internal/home"
 	"github.com/ladder-dev/ladder/service"
 )
 
@@ -138,6 +139,47 @@ func buildImages(e *env, w io.Writer, versions []string, binary string, asJSON b
 	return build, nil
 }
 
+// sourceBinary returns a static ladder binary built from the source tree at
+// root, built once per content of the tree and kept under
+// $LADDER_HOME/cache, so that building the images again from unchanged
+// source takes a moment.
+func sourceBinary(e *env, root string) (string, error) {
+	sum, err := docker.SourceHash(root)
+	if err != nil {
+		return "", err
+	}
+	home, err := home.Dir()
+	if err != nil {
+		return "", err
+	}
+	cache := filepath.Join(home, "cache")
+	bin := filepath.Join(cache, "ladder-"+sum)
+	if _, err := os.Stat(bin); err == nil {
+		return bin, nil
+	}
+	if err := os.MkdirAll(cache, 0o755); err != nil {
+		return "", fmt.Errorf("build ladder binary: %w", err)
+	}
+	start := time.Now()
+	fmt.Fprintf(e.stderr, "building a static ladder binary from %s\n", root)
+	tmp := bin + ".tmp"
+	if err := docker.BuildBinary(e.ctx, root, tmp); err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp, bin); err != nil {
+		return "", fmt.Errorf("build ladder binary: %w", err)
+	}
+	// Binaries of older source are of no more use.
+	old, _ := filepath.Glob(filepath.Join(cache, "ladder-*"))
+	for _, o := range old {
+		if o != bin {
+			os.Remove(o)
+		}
+	}
+	fmt.Fprintf(e.stderr, "  built in %.1fs\n", time.Since(start).Seconds())
+	return bin, nil
+}
+
 // imageBinary finds or builds the static ladder binary for the images.
 func imageBinary(e *env, binary string) (string, func(), error) {
 	nop := func() {}
@@ -147,20 +189,8 @@ func imageBinary(e *env, binary string) (string, func(), error) {
 	if wd, err := os.Getwd(); err == nil {
 		if root := docker.ModuleRoot(wd); root != "" {
 			if _, err := exec.LookPath("go"); err == nil {
-				dir, err := os.MkdirTemp("", "ladder-image-")
-				if err != nil {
-					return "", nop, fmt.Errorf("build ladder binary: %w", err)
-				}
-				cleanup := func() { os.RemoveAll(dir) }
-				bin := filepath.Join(dir, "ladder")
-				start := time.Now()
-				fmt.Fprintf(e.stderr, "building a static ladder binary from %s\n", root)
-				if err := docker.BuildBinary(e.ctx, root, bin); err != nil {
-					cleanup()
-					return "", nop, err
-				}
-				fmt.Fprintf(e.stderr, "  built in %.1fs\n", time.Since(start).Seconds())
-				return bin, cleanup, nil
+				bin, err := sourceBinary(e, root)
+				return bin, nop, err
 			}
 		}
 	}
