@@ -70,7 +70,7 @@ func TestMeasureHopAgainstScript(t *testing.T) {
 		hop = append(hop, hopTime)
 
 		// B: the script.
-		d, err := local.Open(b, service.Registry{}, local.Options{Home: e.home})
+		d, err := local.Open(b, service.Registry{Binary: e.bin}, local.Options{Home: e.home})
 		if err != nil {
 			t.Fatal(err)
 		}
