@@ -98,6 +98,20 @@ func (r *Replica) requireAdmin(w http.ResponseWriter, req *http.Request) bool {
 	return false
 }
 
+// adminRequest checks an admin request to the upgrade record: the admin's
+// credentials, a store to write to, and the body decoded into v (when v is
+// not nil). It answers the request and returns nil when one is missing.
+func (r *Replica) adminRequest(w http.ResponseWriter, req *http.Request, v any) *clientv3.Client {
+	if !r.requireAdmin(w, req) {
+		return nil
+	}
+	cli := r.storeClient(w)
+	if cli == nil || (v != nil && !decodeBody(w, req, v)) {
+		return nil
+	}
+	return cli
+}
+
 func decodeBody(w http.ResponseWriter, req *http.Request, v any) bool {
 	if err := json.NewDecoder(io.LimitReader(req.Body, 16<<20)).Decode(v); err != nil {
 		writeJSONResponse(w, http.StatusBadRequest, map[string]string{"error": "decode request: " + err.Error()})
@@ -109,15 +123,9 @@ func decodeBody(w http.ResponseWriter, req *http.Request, v any) bool {
 // handleLock takes the upgrade lock: a lease of the asked TTL, and the
 // lock key bound to it if no one holds it. 409 names the holder.
 func (r *Replica) handleLock(w http.ResponseWriter, req *http.Request) {
-	if !r.requireAdmin(w, req) {
-		return
-	}
-	cli := r.storeClient(w)
-	if cli == nil {
-		return
-	}
 	var lr lockRequest
-	if !decodeBody(w, req, &lr) {
+	cli := r.adminRequest(w, req, &lr)
+	if cli == nil {
 		return
 	}
 	if lr.Holder == "" || lr.TTL < 2 || lr.TTL > 3600 {
@@ -168,15 +176,9 @@ func parseLease(s string) (clientv3.LeaseID, error) {
 
 // handleRenew renews the lock's lease once; 410 when it is gone.
 func (r *Replica) handleRenew(w http.ResponseWriter, req *http.Request) {
-	if !r.requireAdmin(w, req) {
-		return
-	}
-	cli := r.storeClient(w)
-	if cli == nil {
-		return
-	}
 	var lr leaseRequest
-	if !decodeBody(w, req, &lr) {
+	cli := r.adminRequest(w, req, &lr)
+	if cli == nil {
 		return
 	}
 	id, err := parseLease(lr.Lease)
@@ -199,10 +201,7 @@ func (r *Replica) handleRenew(w http.ResponseWriter, req *http.Request) {
 
 // handleUnlock releases the lock by revoking its lease.
 func (r *Replica) handleUnlock(w http.ResponseWriter, req *http.Request) {
-	if !r.requireAdmin(w, req) {
-		return
-	}
-	cli := r.storeClient(w)
+	cli := r.adminRequest(w, req, nil)
 	if cli == nil {
 		return
 	}
@@ -224,15 +223,9 @@ func (r *Replica) handleUnlock(w http.ResponseWriter, req *http.Request) {
 // for the holder of the lock only. A record already there is left as it
 // is: appending is safe to repeat.
 func (r *Replica) handleAppend(w http.ResponseWriter, req *http.Request) {
-	if !r.requireAdmin(w, req) {
-		return
-	}
-	cli := r.storeClient(w)
-	if cli == nil {
-		return
-	}
 	var lr leaseRequest
-	if !decodeBody(w, req, &lr) {
+	cli := r.adminRequest(w, req, &lr)
+	if cli == nil {
 		return
 	}
 	id, err := parseLease(lr.Lease)
