@@ -31,6 +31,9 @@ type Replica struct {
 type Job struct {
 	Name string
 	Args []string
+	// Secrets maps the cluster's secrets to their files as the job sees
+	// them; the driver fills it in.
+	Secrets map[string]string
 }
 
 // Driver reaches the replicas of one cluster.

@@ -75,3 +75,21 @@ func (p Placement) Self() Member {
 	}
 	return Member{ID: p.ID}
 }
+
+// SecureService is implemented by a service whose API may speak HTTPS:
+// given the cluster's secrets (name to file), it says which scheme its
+// replicas' API serves, "https" or "http".
+type SecureService interface {
+	APIScheme(secrets map[string]string) string
+}
+
+// APIScheme is the scheme of svc's API in a cluster with secrets: what
+// svc says if it is a SecureService, else "http". Drivers build
+// Replica.URL with it. Their own start checks may still send plain HTTP:
+// an HTTPS server answers it (400), which proves the process serves.
+func APIScheme(svc Service, secrets map[string]string) string {
+	if s, ok := svc.(SecureService); ok {
+		return s.APIScheme(secrets)
+	}
+	return "http"
+}

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
@@ -52,8 +54,39 @@ type Config struct {
 	TickMs, ElectionMs uint
 	// UnsafeNoFsync turns fsync off (tests only).
 	UnsafeNoFsync bool
-	// HTTPClient asks the peers for /api/v1/cluster (default: 2 s timeout).
+	// HTTPClient asks the peers for /api/v1/cluster (default: 2 s timeout,
+	// trusting CAFile when TLS is on).
 	HTTPClient *http.Client
+
+	// TLS (see TLSConfig): without CertFile the replica speaks plain HTTP
+	// on every port, which only tests and in-process tools use.
+	TLS TLSConfig
+}
+
+// TLSConfig is a replica's certificates. With them, the HTTP API is HTTPS
+// and the store's client and peer ports require a client certificate the
+// cluster's CA issued: nobody without one reads or writes the store.
+type TLSConfig struct {
+	// CertFile and KeyFile are the replica's own certificate (server and
+	// client use), issued by CAFile.
+	CertFile, KeyFile string
+	// CAFile is the cluster's CA: it verifies the store's clients and
+	// peers, and the other replicas' APIs.
+	CAFile string
+	// APICertFile and APIKeyFile, when set, serve the HTTP API instead of
+	// CertFile (an operator's own certificate); APICAFile verifies them
+	// when replicas ask each other.
+	APICertFile, APIKeyFile, APICAFile string
+}
+
+// Enabled says whether the replica speaks TLS.
+func (t TLSConfig) Enabled() bool { return t.CertFile != "" }
+
+func (t TLSConfig) scheme() string {
+	if t.Enabled() {
+		return "https://"
+	}
+	return "http://"
 }
 
 // Replica is a running replica. Start returns it serving HTTP (with /health
@@ -131,7 +164,11 @@ func Start(ctx context.Context, cfg Config) (*Replica, error) {
 	r := &Replica{cfg: cfg, known: known, log: log, ready: make(chan struct{}), failed: make(chan struct{})}
 	r.hc = cfg.HTTPClient
 	if r.hc == nil {
-		r.hc = &http.Client{Timeout: 2 * time.Second}
+		hc, err := cfg.TLS.peerClient()
+		if err != nil {
+			return nil, fmt.Errorf("start replica %s: %w", cfg.ID, err)
+		}
+		r.hc = hc
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("start replica %s: %w", cfg.ID, err)
@@ -144,10 +181,19 @@ func Start(ctx context.Context, cfg Config) (*Replica, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start replica %s: listen on %s: %w", cfg.ID, cfg.Listen, err)
 	}
-	r.httpURL = "http://" + advertise(cfg.AdvertiseHost, ln.Addr().String())
-	r.peerURL = "http://" + advertise(cfg.AdvertiseHost, cfg.PeerListen)
-	r.clientURL = "http://" + advertise(cfg.AdvertiseHost, cfg.ClientListen)
-	r.localClientURL = "http://" + dialable(cfg.ClientListen)
+	if cfg.TLS.Enabled() {
+		srvTLS, err := cfg.TLS.serverConfig()
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("start replica %s: %w", cfg.ID, err)
+		}
+		ln = tls.NewListener(ln, srvTLS)
+	}
+	scheme := cfg.TLS.scheme()
+	r.httpURL = scheme + advertise(cfg.AdvertiseHost, ln.Addr().String())
+	r.peerURL = scheme + advertise(cfg.AdvertiseHost, cfg.PeerListen)
+	r.clientURL = scheme + advertise(cfg.AdvertiseHost, cfg.ClientListen)
+	r.localClientURL = scheme + dialable(cfg.ClientListen)
 
 	ecfg, err := r.etcdConfig()
 	if err != nil {
@@ -233,11 +279,11 @@ func (r *Replica) etcdConfig() (*embed.Config, error) {
 		}
 		return *u, nil
 	}
-	lp, err := parse("http://" + cfg.PeerListen)
+	lp, err := parse(cfg.TLS.scheme() + cfg.PeerListen)
 	if err != nil {
 		return nil, err
 	}
-	lc, err := parse("http://" + cfg.ClientListen)
+	lc, err := parse(cfg.TLS.scheme() + cfg.ClientListen)
 	if err != nil {
 		return nil, err
 	}
@@ -251,6 +297,13 @@ func (r *Replica) etcdConfig() (*embed.Config, error) {
 	}
 	ec.ListenPeerUrls, ec.ListenClientUrls = []url.URL{lp}, []url.URL{lc}
 	ec.AdvertisePeerUrls, ec.AdvertiseClientUrls = []url.URL{ap}, []url.URL{ac}
+	if cfg.TLS.Enabled() {
+		// Mutual TLS on both ports: a peer or a client must present a
+		// certificate of the cluster's CA.
+		info := transport.TLSInfo{CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile,
+			TrustedCAFile: cfg.TLS.CAFile, ClientCertAuth: true}
+		ec.ClientTLSInfo, ec.PeerTLSInfo = info, info
+	}
 	ec.InitialCluster = cfg.InitialCluster
 	if ec.InitialCluster == "" {
 		ec.InitialCluster = cfg.ID + "=" + r.peerURL
@@ -290,7 +343,13 @@ func (r *Replica) bootstrap() {
 	case <-r.ctx.Done():
 		return
 	}
+	ctls, err := r.cfg.TLS.storeClientConfig()
+	if err != nil {
+		r.fail(fmt.Errorf("connect to store member: %w", err))
+		return
+	}
 	cli, err := clientv3.New(clientv3.Config{
+		TLS:                ctls,
 		Endpoints:          []string{r.localClientURL},
 		DialTimeout:        5 * time.Second,
 		Logger:             zap.NewNop(),

@@ -26,18 +26,20 @@ type StatusReport struct {
 	// KnownSchema is the newest schema the release knows.
 	KnownSchema int `json:"known_schema"`
 	// Ready: the replica serves the store (it may still lack a leader).
-	Ready          bool         `json:"ready"`
-	MemberID       string       `json:"member_id"`
-	LeaderID       string       `json:"leader_id"`
-	IsLeader       bool         `json:"is_leader"`
-	Voter          bool         `json:"voter"`
-	AppliedIndex   uint64       `json:"applied_index"`
-	CommittedIndex uint64       `json:"committed_index"`
-	RaftTerm       uint64       `json:"raft_term"`
-	HTTPURL        string       `json:"http_url"`
-	ClientURL      string       `json:"client_url"`
-	PeerURL        string       `json:"peer_url"`
-	Tables         []TableState `json:"tables"`
+	Ready          bool   `json:"ready"`
+	MemberID       string `json:"member_id"`
+	LeaderID       string `json:"leader_id"`
+	IsLeader       bool   `json:"is_leader"`
+	Voter          bool   `json:"voter"`
+	AppliedIndex   uint64 `json:"applied_index"`
+	CommittedIndex uint64 `json:"committed_index"`
+	RaftTerm       uint64 `json:"raft_term"`
+	HTTPURL        string `json:"http_url"`
+	// ClientURL and PeerURL are the store's addresses: only callers with
+	// a client certificate of the cluster's CA see them.
+	ClientURL string       `json:"client_url,omitempty"`
+	PeerURL   string       `json:"peer_url,omitempty"`
+	Tables    []TableState `json:"tables"`
 	// Peers is the raft leader's view of the other members; only the
 	// leader reports it.
 	Peers []PeerReport `json:"peers,omitempty"`
@@ -233,6 +235,9 @@ func (r *Replica) handleStatus(w http.ResponseWriter, req *http.Request) {
 	ctx, cancel := context.WithTimeout(req.Context(), 2*requestTimeout)
 	defer cancel()
 	rep := r.Status(ctx)
+	if !trustedCaller(req) {
+		rep.ClientURL, rep.PeerURL = "", ""
+	}
 	code := http.StatusOK
 	if !rep.Ready {
 		code = http.StatusServiceUnavailable
@@ -256,10 +261,15 @@ func (r *Replica) Members(ctx context.Context) ([]Member, error) {
 			return nil, fmt.Errorf("list replicas: %w", err)
 		}
 	}
+	hosts := r.memberHosts()
 	var out []Member
 	for _, kv := range resp.Kvs {
 		var row replicaRow
 		if json.Unmarshal(kv.Value, &row) != nil {
+			continue
+		}
+		if err := r.checkRow(row, hosts); err != nil {
+			r.log.Warn("ignoring a replica row that does not match the store's membership", "row", row.ID, "err", err)
 			continue
 		}
 		out = append(out, Member{ID: row.ID, Release: row.Release, URL: row.HTTPURL})

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -23,8 +22,8 @@ import (
 // seconds, does not cost it the lock.
 const LockTTL = 15 * time.Second
 
-// recordClient talks to a replica's upgrade record: short requests.
-var recordClient = &http.Client{Timeout: 2 * time.Second}
+// recordTimeout bounds a request to a replica's upgrade record.
+const recordTimeout = 2 * time.Second
 
 var _ upgrade.Recorder = RegistryApp{}
 
@@ -92,7 +91,7 @@ func (r registryRecord) Lock(ctx context.Context, holder journal.LockInfo) (upgr
 	var got registry.UpgradeLock
 	err := r.each(ctx, func(base string) error {
 		var err error
-		got, err = registry.TakeLock(ctx, recordClient, base, r.a.Password,
+		got, err = registry.TakeLock(ctx, r.a.httpClient(recordTimeout), base, r.a.Password,
 			registry.UpgradeLock{Holder: holder.Holder, PID: holder.PID, Host: holder.Host, Since: holder.Since}, LockTTL)
 		return err
 	}, func(err error) bool { return errors.Is(err, registry.ErrLockHeld) })
@@ -103,11 +102,11 @@ func (r registryRecord) Lock(ctx context.Context, holder journal.LockInfo) (upgr
 		dead := lockInfo(got)
 		tookOver = &dead
 		_ = r.each(ctx, func(base string) error {
-			return registry.ReleaseLock(ctx, recordClient, base, r.a.Password, got.Lease)
+			return registry.ReleaseLock(ctx, r.a.httpClient(recordTimeout), base, r.a.Password, got.Lease)
 		}, func(error) bool { return false })
 		err = r.each(ctx, func(base string) error {
 			var err error
-			got, err = registry.TakeLock(ctx, recordClient, base, r.a.Password,
+			got, err = registry.TakeLock(ctx, r.a.httpClient(recordTimeout), base, r.a.Password,
 				registry.UpgradeLock{Holder: holder.Holder, PID: holder.PID, Host: holder.Host, Since: holder.Since}, LockTTL)
 			return err
 		}, func(err error) bool { return errors.Is(err, registry.ErrLockHeld) })
@@ -129,7 +128,7 @@ func (r registryRecord) Read(ctx context.Context) ([]journal.Record, *journal.Lo
 	var rec registry.UpgradeRecord
 	err := r.each(ctx, func(base string) error {
 		var err error
-		rec, err = registry.ReadUpgrade(ctx, recordClient, base)
+		rec, err = registry.ReadUpgrade(ctx, r.a.httpClient(recordTimeout), base)
 		return err
 	}, func(error) bool { return false })
 	if err != nil {
@@ -174,7 +173,7 @@ func (h *heldRecord) renew() {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), LockTTL/5)
 		err := h.r.each(ctx, func(base string) error {
-			return registry.RenewLock(ctx, recordClient, base, h.r.a.Password, h.lease)
+			return registry.RenewLock(ctx, h.r.a.httpClient(recordTimeout), base, h.r.a.Password, h.lease)
 		}, func(err error) bool { return errors.Is(err, registry.ErrLockLost) })
 		cancel()
 		switch {
@@ -203,7 +202,7 @@ func (h *heldRecord) Append(ctx context.Context, recs ...journal.Record) error {
 		part := raws[:n]
 		raws = raws[n:]
 		err := h.r.each(ctx, func(base string) error {
-			return registry.AppendRecords(ctx, recordClient, base, h.r.a.Password, h.lease, part)
+			return registry.AppendRecords(ctx, h.r.a.httpClient(recordTimeout), base, h.r.a.Password, h.lease, part)
 		}, func(err error) bool { return errors.Is(err, registry.ErrLockLost) })
 		if errors.Is(err, registry.ErrLockLost) {
 			return fmt.Errorf("%w: %w", upgrade.ErrLockLost, err)
@@ -225,6 +224,6 @@ func (h *heldRecord) Lost() <-chan struct{} { return h.lost }
 func (h *heldRecord) Release(ctx context.Context) error {
 	h.stopOnce.Do(func() { close(h.done) })
 	return h.r.each(ctx, func(base string) error {
-		return registry.ReleaseLock(ctx, recordClient, base, h.r.a.Password, h.lease)
+		return registry.ReleaseLock(ctx, h.r.a.httpClient(recordTimeout), base, h.r.a.Password, h.lease)
 	}, func(error) bool { return false })
 }

@@ -2,14 +2,13 @@ package service
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/ladder-dev/ladder/catalog"
 	"github.com/ladder-dev/ladder/driver"
@@ -77,8 +76,9 @@ func (Registry) HealthPath() string { return "/health" }
 // identity, folders, addresses and the store's initial membership.
 func (Registry) Command(a driver.Artifact, p driver.Placement) []string {
 	var peers []string
+	scheme := Registry{}.APIScheme(p.Secrets) + "://"
 	for _, m := range p.Members {
-		peers = append(peers, m.ID+"=http://"+m.Addr[PortPeer])
+		peers = append(peers, m.ID+"="+scheme+m.Addr[PortPeer])
 	}
 	args := []string{"registry", "serve",
 		"--id", p.ID,
@@ -97,18 +97,20 @@ func (Registry) Command(a driver.Artifact, p driver.Placement) []string {
 	if f, ok := p.Secrets[AdminPasswordSecret]; ok {
 		args = append(args, "--admin-password-file", f)
 	}
-	return args
+	return append(args, tlsArgs(p)...)
 }
 
 // JobCommand implements driver.Service: the job's arguments, the release
 // and the store's client endpoints.
 func (Registry) JobCommand(a driver.Artifact, job driver.Job, members []driver.Member) []string {
 	var eps []string
+	scheme := Registry{}.APIScheme(job.Secrets) + "://"
 	for _, m := range members {
-		eps = append(eps, "http://"+m.Addr[PortClient])
+		eps = append(eps, scheme+m.Addr[PortClient])
 	}
 	args := append([]string{}, job.Args...)
-	return append(args, "--release", a.Version, "--endpoints", strings.Join(eps, ","))
+	args = append(args, "--release", a.Version, "--endpoints", strings.Join(eps, ","))
+	return append(args, jobTLSArgs(job.Secrets)...)
 }
 
 // PortConflict implements driver.Service.
@@ -132,16 +134,12 @@ type RegistryApp struct {
 	// record through any of them; nil: the engine keeps no record in the
 	// cluster.
 	Replicas func(context.Context) ([]driver.Replica, error)
+	// TLS is how ladder trusts the cluster and proves itself to it
+	// (pki.ClientConfig); nil for a cluster without TLS.
+	TLS *tls.Config
 }
 
 var _ upgrade.App = RegistryApp{}
-
-// probeClient asks for status with short timeouts, so a frozen replica
-// costs a second, not a minute.
-var probeClient = &http.Client{Timeout: 2 * time.Second}
-
-// backupClient fetches store snapshots, which may take a while.
-var backupClient = &http.Client{Timeout: 10 * time.Minute}
 
 // Status implements upgrade.App with registry.Probe.
 func (a RegistryApp) Status(ctx context.Context, replicas []driver.Replica) (upgrade.Status, error) {
@@ -149,7 +147,7 @@ func (a RegistryApp) Status(ctx context.Context, replicas []driver.Replica) (upg
 	for i, r := range replicas {
 		members[i] = registry.Member{ID: r.ID, Release: r.Version, URL: r.URL}
 	}
-	rep := registry.Probe(ctx, a.Cluster, members, probeClient)
+	rep := registry.Probe(ctx, a.Cluster, members, a.httpClient(probeTimeout))
 	st := upgrade.Status{Cluster: rep.Cluster, Version: rep.Version, SchemaVersion: rep.SchemaVersion,
 		Replicas: make([]upgrade.ReplicaStatus, len(rep.Replicas))}
 	if rep.Version == registry.VersionMixed {
@@ -176,5 +174,5 @@ func (RegistryApp) MigrateJob(toSchema int) driver.Job {
 // Backup implements upgrade.App: the store's snapshot from the replica's
 // admin API.
 func (a RegistryApp) Backup(ctx context.Context, via driver.Replica, w io.Writer) error {
-	return registry.FetchBackup(ctx, backupClient, via.URL, a.Password, w)
+	return registry.FetchBackup(ctx, a.httpClient(backupTimeout), via.URL, a.Password, w)
 }

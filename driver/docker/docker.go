@@ -168,7 +168,7 @@ func (d *Driver) Replicas(ctx context.Context) ([]driver.Replica, error) {
 	}
 	out := make([]driver.Replica, 0, len(reps))
 	for _, r := range reps {
-		out = append(out, driver.Replica{ID: r.ID, Version: r.Version, URL: httpURL(r.Port),
+		out = append(out, driver.Replica{ID: r.ID, Version: r.Version, URL: driver.APIScheme(d.svc, d.secrets) + "://" + apiAddr(r.Port),
 			Container: r.Container, Running: r.running(), Paused: r.State == container.StatePaused})
 	}
 	return out, nil

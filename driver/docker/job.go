@@ -30,6 +30,7 @@ func (d *Driver) RunJob(ctx context.Context, version string, job driver.Job) ([]
 		ids[i] = r.ID
 	}
 	v := a.Version
+	job.Secrets = d.secretFiles()
 	name := fmt.Sprintf("ladder-%s-job-%s-%s", d.name, jobSlug(job.Name), randomHex(3))
 	created, err := d.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
 		Name: name,
@@ -49,6 +50,10 @@ func (d *Driver) RunJob(ctx context.Context, version string, job driver.Job) ([]
 			d.opts.Logger.Warn("remove job container", "job", job.Name, "container", name, "err", err)
 		}
 	}()
+	// The job opens the store with ladder's client certificate.
+	if err := d.copySecrets(ctx, created.ID); err != nil {
+		return nil, fmt.Errorf("run job %s of release %s: %w", job.Name, v, err)
+	}
 	wait := d.cli.ContainerWait(ctx, created.ID, client.ContainerWaitOptions{Condition: container.WaitConditionNextExit})
 	if _, err := d.cli.ContainerStart(ctx, created.ID, client.ContainerStartOptions{}); err != nil {
 		return nil, fmt.Errorf("run job %s of release %s: start: %w", job.Name, v, err)

@@ -27,7 +27,10 @@ func (d *Driver) graceSeconds() int {
 	return max(1, int(d.opts.StopGrace.Round(time.Second)/time.Second))
 }
 
-func httpURL(port int) string { return "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
+func httpURL(port int) string { return "http://" + apiAddr(port) }
+
+// apiAddr is where this machine reaches a replica's published API port.
+func apiAddr(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
 
 // freePort returns a free loopback port for the engine to publish on.
 func freePort() (int, error) {

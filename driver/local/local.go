@@ -237,7 +237,7 @@ func (d *Driver) Replicas(ctx context.Context) ([]driver.Replica, error) {
 		r := &d.st.Replicas[i]
 		running := d.locate(r)
 		out = append(out, driver.Replica{
-			ID: r.ID, Version: r.Version, URL: "http://" + d.apiAddr(*r),
+			ID: r.ID, Version: r.Version, URL: driver.APIScheme(d.svc, d.st.Secrets) + "://" + d.apiAddr(*r),
 			PID: r.PID, Running: running, Paused: running && procState(r.PID) == 'T',
 		})
 	}
@@ -287,6 +287,7 @@ func (d *Driver) RunJob(ctx context.Context, version string, job driver.Job) ([]
 	}
 	d.mu.Lock()
 	members := d.members()
+	job.Secrets = d.st.Secrets
 	d.mu.Unlock()
 	cmd := exec.CommandContext(ctx, a.Binary, d.svc.JobCommand(a, job, members)...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }

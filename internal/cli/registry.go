@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/ladder-dev/ladder/internal/pki"
 	"github.com/ladder-dev/ladder/registry"
 )
 
@@ -164,13 +166,45 @@ store member). Logs go to stderr.`,
 	f.StringVar(&etcdLevel, "store-log-level", "error", "lowest level of the store member's own logs to pass on")
 	f.UintVar(&cfg.TickMs, "tick-ms", 100, "store heartbeat interval in milliseconds")
 	f.UintVar(&cfg.ElectionMs, "election-ms", 1000, "store election timeout in milliseconds")
+	f.StringVar(&cfg.TLS.CertFile, "tls-cert", "", "this replica's certificate (PEM), issued by --tls-ca: HTTPS on the API, mutual TLS on the store's ports")
+	f.StringVar(&cfg.TLS.KeyFile, "tls-key", "", "the key of --tls-cert (PEM)")
+	f.StringVar(&cfg.TLS.CAFile, "tls-ca", "", "the cluster's CA (PEM): store clients and peers must present a certificate it issued")
+	f.StringVar(&cfg.TLS.APICertFile, "api-cert", "", "serve the HTTPS API with this certificate instead of --tls-cert (an operator's own)")
+	f.StringVar(&cfg.TLS.APIKeyFile, "api-key", "", "the key of --api-cert (PEM)")
+	f.StringVar(&cfg.TLS.APICAFile, "api-ca", "", "the CA that issued --api-cert, for replicas asking each other")
 	_ = f.MarkHidden("tick-ms")
 	_ = f.MarkHidden("election-ms")
 	return c
 }
 
+// storeTLSFlags are a store client's certificate flags, named as etcdctl
+// names them.
+type storeTLSFlags struct{ cert, key, cacert string }
+
+func (t *storeTLSFlags) register(c *cobra.Command) {
+	c.Flags().StringVar(&t.cert, "cert", "", "client certificate (PEM) issued by the cluster's CA: the store's ports require one")
+	c.Flags().StringVar(&t.key, "key", "", "the key of --cert (PEM)")
+	c.Flags().StringVar(&t.cacert, "cacert", "", "the cluster's CA (PEM), to verify the store's members")
+}
+
+// config is the store client's TLS configuration; nil when no flag is set
+// (a store without TLS).
+func (t storeTLSFlags) config() (*tls.Config, error) {
+	if t.cert == "" && t.key == "" && t.cacert == "" {
+		return nil, nil
+	}
+	if t.cert == "" || t.key == "" || t.cacert == "" {
+		return nil, usageErr("--cert, --key and --cacert go together: the store's ports verify a client certificate")
+	}
+	return pki.ClientConfig(pki.ClientOptions{CAFiles: []string{t.cacert}, CertFile: t.cert, KeyFile: t.key})
+}
+
 // storeClient connects to the store at endpoints (comma-separated URLs).
-func storeClient(endpoints string) (*clientv3.Client, error) {
+func storeClient(endpoints string, tf storeTLSFlags) (*clientv3.Client, error) {
+	tc, err := tf.config()
+	if err != nil {
+		return nil, err
+	}
 	var eps []string
 	for _, ep := range strings.Split(endpoints, ",") {
 		if ep = strings.TrimSpace(ep); ep != "" {
@@ -180,7 +214,7 @@ func storeClient(endpoints string) (*clientv3.Client, error) {
 	if len(eps) == 0 {
 		return nil, usageErr("--endpoints is required: the store client URLs, e.g. http://127.0.0.1:2379")
 	}
-	cli, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 5 * time.Second, Logger: zap.NewNop(),
+	cli, err := clientv3.New(clientv3.Config{Endpoints: eps, TLS: tc, DialTimeout: 5 * time.Second, Logger: zap.NewNop(),
 		MaxCallSendMsgSize: 16 << 20, MaxCallRecvMsgSize: 64 << 20})
 	if err != nil {
 		return nil, fmt.Errorf("connect to the store at %s: %w", endpoints, err)
@@ -194,6 +228,7 @@ func newRegistryMigrateCmd(e *env) *cobra.Command {
 		endpoints string
 		toSchema  int
 		batch     int
+		tf        storeTLSFlags
 	)
 	c := &cobra.Command{
 		Use:   "migrate",
@@ -210,7 +245,8 @@ know the new schema read both layouts until it is recorded.
 
 It prints one line per batch and per migration, and exits 0 when done, also
 when there was nothing to do.`,
-		Example: `  ladder registry migrate --release 3.0.1 --endpoints http://127.0.0.1:2379 --to-schema 5
+		Example: `  ladder registry migrate --release 3.0.1 --endpoints https://127.0.0.1:2379 --to-schema 5 \
+    --cert client.crt --key client.key --cacert ca.crt
   ladder registry migrate --release 3.1.2 --endpoints http://10.0.0.1:2379,http://10.0.0.2:2379 --batch 1000 -o json`,
 		Args: exactArgs(),
 		RunE: func(c *cobra.Command, args []string) error {
@@ -227,7 +263,7 @@ when there was nothing to do.`,
 			if batch < 1 {
 				return usageErr("invalid --batch %d: must be at least 1", batch)
 			}
-			cli, err := storeClient(endpoints)
+			cli, err := storeClient(endpoints, tf)
 			if err != nil {
 				return err
 			}
@@ -258,6 +294,7 @@ when there was nothing to do.`,
 	f.StringVar(&endpoints, "endpoints", "", "store client URLs, comma-separated")
 	f.IntVar(&toSchema, "to-schema", 0, "schema to reach (default: the newest the release knows)")
 	f.IntVar(&batch, "batch", registry.DefaultBatch, "rows per batch (one transaction and checkpoint each)")
+	tf.register(c)
 	return c
 }
 
@@ -283,6 +320,7 @@ func newRegistrySeedCmd(e *env) *cobra.Command {
 		endpoints string
 		repos     int
 		release   string
+		tf        storeTLSFlags
 	)
 	c := &cobra.Command{
 		Use:   "seed",
@@ -298,7 +336,7 @@ Only metadata is written: the blobs themselves are not.`,
 			if repos < 1 {
 				return usageErr("invalid --repositories %d: must be at least 1", repos)
 			}
-			cli, err := storeClient(endpoints)
+			cli, err := storeClient(endpoints, tf)
 			if err != nil {
 				return err
 			}
@@ -318,6 +356,7 @@ Only metadata is written: the blobs themselves are not.`,
 	c.Flags().StringVar(&endpoints, "endpoints", "", "store client URLs, comma-separated")
 	c.Flags().IntVar(&repos, "repositories", 20, "number of repositories")
 	c.Flags().StringVar(&release, "release", "", "release to write as (drivers pass it when they run seed as a job); default: the store's schema")
+	tf.register(c)
 	return c
 }
 
