@@ -1,6 +1,7 @@
 package service
 
 import (
+	"crypto/tls"
 	"net/http"
 	"time"
 
@@ -78,4 +79,23 @@ const (
 // transport of a.TLS (nil: plain HTTP).
 func (a RegistryApp) httpClient(timeout time.Duration) *http.Client {
 	return pki.HTTPClient(a.TLS, timeout)
+}
+
+// ClientTLS is how ladder trusts a registry cluster whose secrets (name to
+// file) are given, and proves itself to it: the cluster's CA, the CA of an
+// operator's API certificate and extraCAs verify the replicas (unless
+// insecure); ladder's client certificate opens the store. It is nil, with
+// no error, for a cluster without a CA.
+func ClientTLS(secrets map[string]string, extraCAs []string, insecure bool) (*tls.Config, error) {
+	ca, ok := secrets[CASecret]
+	if !ok {
+		return nil, nil
+	}
+	o := pki.ClientOptions{CAFiles: []string{ca}, Insecure: insecure,
+		CertFile: secrets[ClientCertSecret], KeyFile: secrets[ClientKeySecret]}
+	if f, ok := secrets[APICASecret]; ok {
+		o.CAFiles = append(o.CAFiles, f)
+	}
+	o.CAFiles = append(o.CAFiles, extraCAs...)
+	return pki.ClientConfig(o)
 }

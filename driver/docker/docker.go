@@ -137,7 +137,10 @@ func (d *Driver) Client() *client.Client { return d.cli }
 func (d *Driver) Network() string { return d.network() }
 
 // ContainerName is the name of replica id's container.
-func (d *Driver) ContainerName(id string) string { return "ladder-" + d.name + "-" + id }
+func (d *Driver) ContainerName(id string) string { return ContainerName(d.name, id) }
+
+// ContainerName is the name (and host name) of replica id of cluster.
+func ContainerName(cluster, id string) string { return "ladder-" + cluster + "-" + id }
 
 // Close releases the engine client if the driver made it.
 func (d *Driver) Close() error {

@@ -17,6 +17,7 @@ import (
 	"github.com/ladder-dev/ladder/driver/docker"
 	"github.com/ladder-dev/ladder/driver/local"
 	"github.com/ladder-dev/ladder/internal/home"
+	"github.com/ladder-dev/ladder/internal/pki"
 	"github.com/ladder-dev/ladder/service"
 	"github.com/ladder-dev/ladder/upgrade"
 )
@@ -44,6 +45,7 @@ func newClusterCreateCmd(e *env) *cobra.Command {
 		drv      string
 		build    string
 		timeout  time.Duration
+		api      apiCert
 	)
 	c := &cobra.Command{
 		Use:   "create",
@@ -53,13 +55,25 @@ each with a member of the replicated store, and returns when every replica
 is healthy and the store has settled.
 
 Without --admin-password a password is generated and written to a file
-readable only by you; its path is printed.`,
+readable only by you; its path is printed.
+
+Every cluster gets its own certificate authority (ECDSA P-256; its key
+stays in the cluster's folder, 0600, and no replica holds it), a
+certificate for each replica (for 127.0.0.1, ::1, localhost and its
+container's name) and one for ladder. The API is HTTPS; the store's client
+and peer ports accept only certificates of this CA. ladder verifies every
+connection against it ("ca" in 'ladder cluster status -o json').
+
+--tls-cert and --tls-key serve the HTTPS API with your own certificate
+instead (it must name 127.0.0.1, or the host clients use); give the CA that
+issued it with --ca, so ladder and the replicas can verify it.`,
 		Example: `  ladder cluster create --version 2.1.4
-  ladder cluster create --cluster staging --version 3.0.1 --replicas 5`,
+  ladder cluster create --cluster staging --version 3.0.1 --replicas 5
+  ladder cluster create --version 3.1.2 --tls-cert api.crt --tls-key api.key --ca my-ca.crt`,
 		Args: exactArgs(),
 		RunE: func(c *cobra.Command, args []string) error {
 			_, err := newCluster(e, e.stdout, createOpts{cluster: cf.name, version: version, replicas: replicas,
-				password: password, driver: drv, build: build, timeout: timeout})
+				password: password, driver: drv, build: build, timeout: timeout, api: api.with(e.caFile)})
 			return err
 		},
 	}
@@ -72,6 +86,8 @@ readable only by you; its path is printed.`,
 	_ = c.RegisterFlagCompletionFunc("version", versionFlag)
 	c.Flags().StringVar(&build, "build", "", "docker: the image build to run (see: ladder images build; default: the newest that holds --version)")
 	c.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "how long to wait for the cluster to become healthy")
+	c.Flags().StringVar(&api.cert, "tls-cert", "", "serve the HTTPS API with this certificate (PEM) instead of the cluster CA's; needs --tls-key and --ca")
+	c.Flags().StringVar(&api.key, "tls-key", "", "the key (PEM) of --tls-cert")
 	_ = c.MarkFlagRequired("version")
 	return c
 }
@@ -87,6 +103,8 @@ type createOpts struct {
 	// build is the docker driver's image build ("": the newest).
 	build   string
 	timeout time.Duration
+	// api is an operator's own certificate for the HTTPS API.
+	api apiCert
 }
 
 // newCluster creates a cluster and waits until it has settled, printing
@@ -110,9 +128,30 @@ func newCluster(e *env, w io.Writer, o createOpts) (driver.Driver, error) {
 		o.password = home.GeneratePassword()
 	}
 	start := time.Now()
+	secrets := map[string][]byte{service.AdminPasswordSecret: []byte(o.password + "\n")}
+	plain := os.Getenv(plainHTTPEnv) == "1"
+	var ca *pki.CA
+	if !plain {
+		if ca, err = newTrust(o.cluster, o.replicas, secrets); err != nil {
+			return nil, fmt.Errorf("create cluster %s: %w", o.cluster, err)
+		}
+		if err := o.api.add(secrets); err != nil {
+			return nil, err
+		}
+	}
 	d, err := createCluster(e.ctx, e.stderr, o.driver, o.build, root, driver.Spec{Cluster: o.cluster, Service: service.Registry{},
-		Version: o.version, Replicas: o.replicas, Timeout: o.timeout,
-		Secrets: map[string][]byte{service.AdminPasswordSecret: []byte(o.password + "\n")}})
+		Version: o.version, Replicas: o.replicas, Timeout: o.timeout, Secrets: secrets})
+	if err == nil {
+		dir := home.ClusterDir(root, o.cluster)
+		if plain {
+			err = os.WriteFile(filepath.Join(dir, plainMarker), []byte("a cluster without TLS, for measurements only\n"), 0o600)
+		} else {
+			err = writeCAKey(dir, ca)
+		}
+		if err != nil {
+			_ = d.Destroy(context.WithoutCancel(e.ctx))
+		}
+	}
 	if err != nil {
 		var ee *exitError
 		if errors.Is(err, home.ErrClusterExists) || errors.Is(err, driver.ErrNoArtifact) ||
@@ -121,7 +160,7 @@ func newCluster(e *env, w io.Writer, o createOpts) (driver.Driver, error) {
 		}
 		return nil, fmt.Errorf("create cluster %s: %w", o.cluster, err)
 	}
-	st, err := waitSettled(e.ctx, d, o.timeout)
+	st, err := e.waitSettled(e.ctx, d, o.timeout)
 	if err != nil {
 		return nil, fmt.Errorf("create cluster %s: %w (inspect: ladder cluster status --cluster %s; remove: ladder cluster destroy --cluster %s)",
 			o.cluster, err, o.cluster, o.cluster)
@@ -141,10 +180,14 @@ func newCluster(e *env, w io.Writer, o createOpts) (driver.Driver, error) {
 // waitSettled waits until every replica is healthy and the store has
 // settled, with the engine's progress-aware wait: up to timeout while
 // replicas make progress, and at most the default stall time without.
-func waitSettled(ctx context.Context, d driver.Driver, timeout time.Duration) (upgrade.Status, error) {
+func (e *env) waitSettled(ctx context.Context, d driver.Driver, timeout time.Duration) (upgrade.Status, error) {
+	app, err := e.observer(d)
+	if err != nil {
+		return upgrade.Status{}, err
+	}
 	opts := upgrade.DefaultOptions()
 	opts.MaxWait = timeout
-	return upgrade.WaitSettled(ctx, d, service.RegistryApp{Cluster: d.Cluster()}, opts, nil, nil)
+	return upgrade.WaitSettled(ctx, d, app, opts, nil, nil)
 }
 
 // unsettledReason says in one line why a status is not settled.
@@ -163,22 +206,25 @@ applied index, and for every table whether it is ready on all replicas and
 which replicas lag.
 
 The JSON form (-o json) is a stable contract for scripts: cluster, version,
-schema_version, replicas[{id, version, healthy, ui, url, leader,
-applied_index, pid}], store{settled, tables[{db, name, ready, lagging}]}.`,
+schema_version, ca (the CA certificate that verifies the replicas' URLs,
+for curl --cacert and other clients), replicas[{id, version, healthy, ui,
+url, leader, applied_index, pid}], store{settled, tables[{db, name, ready,
+lagging}]}.`,
 		Example: `  ladder cluster status
-  ladder cluster status --cluster staging -o json`,
+  ladder cluster status --cluster staging -o json
+  curl --cacert "$(ladder cluster status -o json | jq -r .ca)" "$(ladder cluster status -o json | jq -r '.replicas[0].url')/health"`,
 		Args: exactArgs(),
 		RunE: func(c *cobra.Command, args []string) error {
-			d, _, err := openCluster(cf.name)
+			d, rec, err := openCluster(cf.name)
 			if err != nil {
 				return err
 			}
-			st, err := clusterStatus(e.ctx, d)
+			st, err := e.clusterStatus(e.ctx, d)
 			if err != nil {
 				return err
 			}
 			if e.json() {
-				return writeJSON(e.stdout, st)
+				return writeJSON(e.stdout, clusterStatusJSON{Status: st, CA: caPath(rec)})
 			}
 			printStatus(e.stdout, st)
 			return nil
@@ -262,7 +308,7 @@ process or an engine object left) is finished off by running destroy again.`,
 			if err != nil {
 				return err
 			}
-			err = withLock(e.ctx, d, rec, "destroy", func() error {
+			err = e.withLock(e.ctx, d, rec, "destroy", func() error {
 				if err := d.Destroy(e.ctx); err != nil {
 					return err
 				}

@@ -84,7 +84,7 @@ A docker cluster's admin password is not on this machine: give it with
 			if err != nil {
 				return err
 			}
-			st, err := clusterStatus(e.ctx, d)
+			st, err := e.clusterStatus(e.ctx, d)
 			if err != nil {
 				return err
 			}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"os"
@@ -42,15 +43,19 @@ It runs as a one-off job of the release the cluster runs. The same
 				return err
 			}
 			var out []byte
-			err = withLock(e.ctx, d, rec, "seed", func() error {
-				st, err := clusterStatus(e.ctx, d)
+			err = e.withLock(e.ctx, d, rec, "seed", func() error {
+				st, err := e.clusterStatus(e.ctx, d)
 				if err != nil {
 					return err
 				}
 				if st.Version == upgrade.VersionMixed || st.Version == "" {
 					return fmt.Errorf("cluster %s runs mixed releases: seed it when every replica runs one release", cf.name)
 				}
-				stop := seedProgress(e, st.Replicas[0].URL, repos)
+				tc, err := e.clusterTLS(rec)
+				if err != nil {
+					return err
+				}
+				stop := seedProgress(e, tc, st.Replicas[0].URL, repos)
 				out, err = d.RunJob(e.ctx, st.Version, driver.Job{Name: "seed",
 					Args: []string{"registry", "seed", "--repositories", strconv.Itoa(repos)}})
 				stop()
@@ -79,7 +84,7 @@ It runs as a one-off job of the release the cluster runs. The same
 // seedProgress shows, on stderr, the repositories the store holds while a
 // seed job runs, read from a replica's row counts: a bar on a terminal,
 // a line every few seconds otherwise. The returned func ends it.
-func seedProgress(e *env, replicaURL string, want int) (stop func()) {
+func seedProgress(e *env, tc *tls.Config, replicaURL string, want int) (stop func()) {
 	ctx, cancel := context.WithCancel(e.ctx)
 	done := make(chan struct{})
 	start := time.Now()
@@ -102,7 +107,7 @@ func seedProgress(e *env, replicaURL string, want int) (stop func()) {
 				return
 			case <-tick.C:
 			}
-			stats, err := registry.Stats(ctx, statsClient, replicaURL)
+			stats, err := registry.Stats(ctx, statsClient(tc), replicaURL)
 			if err != nil {
 				continue
 			}

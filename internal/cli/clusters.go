@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"github.com/ladder-dev/ladder/driver/docker"
 	"github.com/ladder-dev/ladder/driver/local"
 	"github.com/ladder-dev/ladder/internal/home"
+	"github.com/ladder-dev/ladder/internal/pki"
 	"github.com/ladder-dev/ladder/service"
 	"github.com/ladder-dev/ladder/upgrade"
 )
@@ -66,24 +68,41 @@ func serviceOf(rec home.Record) (driver.Service, error) {
 }
 
 // appOf is what the upgrade engine knows of the cluster's service, d.
-func appOf(d driver.Driver, rec home.Record) (upgrade.App, error) {
+func (e *env) appOf(d driver.Driver, rec home.Record) (upgrade.App, error) {
 	pw, err := rec.Secret(service.AdminPasswordSecret)
 	if err != nil {
 		return nil, err
 	}
-	return service.RegistryApp{Cluster: rec.Name, Password: pw, Replicas: d.Replicas}, nil
+	tc, err := e.clusterTLS(rec)
+	if err != nil {
+		return nil, err
+	}
+	return service.RegistryApp{Cluster: rec.Name, Password: pw, Replicas: d.Replicas, TLS: tc}, nil
+}
+
+// observer is what observes cluster d: the service without its password.
+func (e *env) observer(d driver.Driver) (service.RegistryApp, error) {
+	tc, err := e.tlsOf(d.Cluster())
+	if err != nil {
+		return service.RegistryApp{}, err
+	}
+	return service.RegistryApp{Cluster: d.Cluster(), TLS: tc}, nil
 }
 
 // statsClient reads row counts, which may take a few seconds.
-var statsClient = &http.Client{Timeout: 10 * time.Second}
+func statsClient(tc *tls.Config) *http.Client { return pki.HTTPClient(tc, 10*time.Second) }
 
 // clusterStatus observes the cluster through its replicas.
-func clusterStatus(ctx context.Context, d driver.Driver) (upgrade.Status, error) {
+func (e *env) clusterStatus(ctx context.Context, d driver.Driver) (upgrade.Status, error) {
+	app, err := e.observer(d)
+	if err != nil {
+		return upgrade.Status{}, err
+	}
 	reps, err := d.Replicas(ctx)
 	if err != nil {
 		return upgrade.Status{}, err
 	}
-	return service.RegistryApp{Cluster: d.Cluster()}.Status(ctx, reps)
+	return app.Status(ctx, reps)
 }
 
 func completeClusters(c *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {

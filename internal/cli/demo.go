@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -115,6 +116,7 @@ type demo struct {
 	drv      driver.Driver
 	build    string // docker: the image build the cluster runs
 	password string
+	tls      *tls.Config // how the demo trusts the cluster
 	urls     []string
 	sum      demoSummary
 }

@@ -90,7 +90,7 @@ func (f *faultInjector) loop(ctx context.Context) {
 // freezeFollower freezes a follower other than replaced that has not been
 // upgraded to to yet.
 func (f *faultInjector) freezeFollower(ctx context.Context, replaced, to string) {
-	st, err := clusterStatus(ctx, f.d.drv)
+	st, err := f.d.env.clusterStatus(ctx, f.d.drv)
 	if err != nil {
 		return
 	}

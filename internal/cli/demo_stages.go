@@ -49,6 +49,9 @@ func (d *demo) create() error {
 	if d.password, err = rec.Secret(service.AdminPasswordSecret); err != nil {
 		return err
 	}
+	if d.tls, err = d.env.clusterTLS(rec); err != nil {
+		return err
+	}
 	reps, err := drv.Replicas(d.env.ctx)
 	if err != nil {
 		return err
@@ -71,12 +74,12 @@ func (d *demo) seed(ctx context.Context) error {
 	fmt.Fprintln(d.out(), home.Tail(out, 1))
 	for i := range demoImages {
 		tag := fmt.Sprintf("v%d", i)
-		if _, err := traffic.Push(ctx, d.urls[i%len(d.urls)], "demo/images", tag, d.password, 10*time.Second); err != nil {
+		if _, err := traffic.Push(ctx, d.tls, d.urls[i%len(d.urls)], "demo/images", tag, d.password, 10*time.Second); err != nil {
 			return fmt.Errorf("push demo/images:%s: %w", tag, err)
 		}
 	}
 	fmt.Fprintf(d.out(), "pushed %d images to demo/images through %d replicas\n", demoImages, len(d.urls))
-	if d.sum.SeedRowsBefore, err = registry.Stats(ctx, statsClient, d.urls[0]); err != nil {
+	if d.sum.SeedRowsBefore, err = registry.Stats(ctx, statsClient(d.tls), d.urls[0]); err != nil {
 		return fmt.Errorf("count rows: %w", err)
 	}
 	return nil
@@ -100,7 +103,7 @@ func (d *demo) upgrade(ctx context.Context) (upgradeRunResult, error) {
 		return res, err
 	}
 	res.journal = j
-	res.client = &traffic.Client{URLs: d.urls, Repo: "demo/traffic", Password: d.password, Interval: 150 * time.Millisecond}
+	res.client = &traffic.Client{URLs: d.urls, Repo: "demo/traffic", Password: d.password, Interval: 150 * time.Millisecond, TLS: d.tls}
 	tctx, stopTraffic := context.WithCancel(ctx)
 	var twg sync.WaitGroup
 	twg.Go(func() { res.client.Run(tctx) })
@@ -118,7 +121,7 @@ func (d *demo) upgrade(ctx context.Context) (upgradeRunResult, error) {
 		faults = newFaultInjector(ctx, d, fz)
 		rep.onEvent = faults.see
 	}
-	app := service.RegistryApp{Cluster: d.cluster, Password: d.password, Replicas: d.drv.Replicas}
+	app := service.RegistryApp{Cluster: d.cluster, Password: d.password, Replicas: d.drv.Replicas, TLS: d.tls}
 	eng := &upgrade.Engine{Driver: d.drv, App: app, Journal: j,
 		Log: rep.logger(logLevels["off"]), OnEvent: rep.event, Options: opts}
 	start := time.Now()
@@ -140,18 +143,18 @@ func (d *demo) upgrade(ctx context.Context) (upgradeRunResult, error) {
 // during the upgrade is still there, on every replica.
 func (d *demo) verify(ctx context.Context, client *traffic.Client) error {
 	d.say("5. check that nothing was lost")
-	if _, err := waitSettled(ctx, d.drv, time.Minute); err != nil {
+	if _, err := d.env.waitSettled(ctx, d.drv, time.Minute); err != nil {
 		return err
 	}
 	var err error
-	if d.sum.SeedRowsAfter, err = registry.Stats(ctx, statsClient, d.urls[0]); err != nil {
+	if d.sum.SeedRowsAfter, err = registry.Stats(ctx, statsClient(d.tls), d.urls[0]); err != nil {
 		return fmt.Errorf("count rows: %w", err)
 	}
 	v := client.Verify(ctx)
 	d.sum.Lost = append(d.sum.Lost, v.Missing...)
 	for i := range demoImages {
 		for _, u := range d.urls {
-			if _, err := traffic.Resolve(ctx, u, "demo/images", fmt.Sprintf("v%d", i), 10*time.Second); err != nil {
+			if _, err := traffic.Resolve(ctx, d.tls, u, "demo/images", fmt.Sprintf("v%d", i), 10*time.Second); err != nil {
 				d.sum.Lost = append(d.sum.Lost, fmt.Sprintf("demo/images:v%d@%s", i, u))
 			}
 		}

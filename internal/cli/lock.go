@@ -25,7 +25,7 @@ func holder(what string) string {
 // never runs while an upgrade, a rolling restart or another such command
 // does, from here or elsewhere: then it is refused with exit 4 and the
 // holder named.
-func withLock(ctx context.Context, d driver.Driver, rec home.Record, what string, fn func() error) (err error) {
+func (e *env) withLock(ctx context.Context, d driver.Driver, rec home.Record, what string, fn func() error) (err error) {
 	cluster := d.Cluster()
 	locked := func(err error) error {
 		return withCode(ExitLocked, fmt.Errorf("%s of cluster %s refused while another command holds it: %w\n  follow it with: ladder status --cluster %s",
@@ -47,7 +47,7 @@ func withLock(ctx context.Context, d driver.Driver, rec home.Record, what string
 			err = errors.Join(err, uerr)
 		}
 	}()
-	if app, aerr := appOf(d, rec); aerr == nil {
+	if app, aerr := e.appOf(d, rec); aerr == nil {
 		if cr := app.(upgrade.Recorder).Record(); cr != nil {
 			host, _ := os.Hostname()
 			held, lerr := cr.Lock(ctx, journal.LockInfo{Holder: holder(what), PID: os.Getpid(), Host: host, Since: time.Now().UTC()})

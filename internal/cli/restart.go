@@ -9,7 +9,6 @@ import (
 
 	"github.com/ladder-dev/ladder/driver"
 	"github.com/ladder-dev/ladder/journal"
-	"github.com/ladder-dev/ladder/service"
 	"github.com/ladder-dev/ladder/upgrade"
 )
 
@@ -74,14 +73,18 @@ func restartOne(e *env, cluster, replica string, uf upgradeFlags) error {
 	}
 	start := time.Now()
 	var st upgrade.Status
-	err = withLock(e.ctx, d, rec, "restart of "+replica, func() error {
+	err = e.withLock(e.ctx, d, rec, "restart of "+replica, func() error {
 		if err := d.Restart(e.ctx, replica); err != nil {
 			if errors.Is(err, driver.ErrNoReplica) {
 				return withCode(ExitUsage, err)
 			}
 			return err
 		}
-		st, err = upgrade.WaitSettled(e.ctx, d, service.RegistryApp{Cluster: cluster}, opts, nil, nil)
+		app, err := e.observer(d)
+		if err != nil {
+			return err
+		}
+		st, err = upgrade.WaitSettled(e.ctx, d, app, opts, nil, nil)
 		if err != nil {
 			return fmt.Errorf("restart %s: %w", replica, err)
 		}
@@ -110,7 +113,7 @@ func rollingRestart(e *env, cluster string, uf upgradeFlags, asJSON bool) error 
 	if err != nil {
 		return err
 	}
-	app, err := appOf(d, rec)
+	app, err := e.appOf(d, rec)
 	if err != nil {
 		return err
 	}

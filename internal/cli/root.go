@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -27,6 +28,11 @@ type env struct {
 	format string
 	// verbose is -v/--verbose.
 	verbose bool
+	// caFile is --ca and insecureTLS --insecure-tls (see trust.go);
+	// tlsCache holds each cluster's TLS configuration once built.
+	caFile      string
+	insecureTLS bool
+	tlsCache    map[string]*tls.Config
 }
 
 type abortKey struct{}
@@ -133,6 +139,7 @@ Exit codes:
 		return &exitError{code: ExitUsage, err: err}
 	})
 	registerOutput(root, e)
+	registerTrust(root, e)
 	root.PersistentPreRunE = func(c *cobra.Command, args []string) error { return e.checkOutput() }
 	root.AddCommand(commands(e)...)
 	groups(root)

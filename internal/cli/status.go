@@ -21,13 +21,15 @@ type statusJSON struct {
 	// From says where the upgrade's record was read: "cluster" (the copy
 	// the cluster keeps, the same from every machine) or "local".
 	From string `json:"upgrade_record"`
+	// CA verifies the replicas' URLs.
+	CA string `json:"ca,omitempty"`
 }
 
 // upgradeSummary summarizes the cluster's latest upgrade from the record the
 // cluster keeps, or from this machine's journal when the cluster keeps
 // none or cannot be read; it says which.
-func upgradeSummary(ctx context.Context, d driver.Driver, rec home.Record) (upgrade.Summary, string, error) {
-	if app, err := appOf(d, rec); err == nil {
+func (e *env) upgradeSummary(ctx context.Context, d driver.Driver, rec home.Record) (upgrade.Summary, string, error) {
+	if app, err := e.appOf(d, rec); err == nil {
 		if cr := app.(upgrade.Recorder).Record(); cr != nil {
 			if records, lock, err := cr.Read(ctx); err == nil {
 				s, err := upgrade.SummarizeRecords(records, lock)
@@ -62,16 +64,16 @@ to do next), the remediation actions taken, and who holds the upgrade lock.`,
 			if err != nil {
 				return err
 			}
-			st, err := clusterStatus(e.ctx, d)
+			st, err := e.clusterStatus(e.ctx, d)
 			if err != nil {
 				return err
 			}
-			sum, from, err := upgradeSummary(e.ctx, d, rec)
+			sum, from, err := e.upgradeSummary(e.ctx, d, rec)
 			if err != nil {
 				return err
 			}
 			if e.json() {
-				return writeJSON(e.stdout, statusJSON{Status: st, Upgrade: sum, From: from})
+				return writeJSON(e.stdout, statusJSON{Status: st, Upgrade: sum, From: from, CA: caPath(rec)})
 			}
 			printStatus(e.stdout, st)
 			fmt.Fprintln(e.stdout)

@@ -170,11 +170,11 @@ mandatory refusals (downgrades, skips) cannot be forced.`,
 				rep.event(upgrade.Event{Type: upgrade.EventNote, Message: fmt.Sprintf("reading the state of cluster %s", cf.name),
 					Fields: map[string]any{"cluster": cf.name, "to": target.String()}})
 			}
-			st, err := clusterStatus(e.ctx, d)
+			st, err := e.clusterStatus(e.ctx, d)
 			if err != nil {
 				return err
 			}
-			records, lock := journalView(e.ctx, d, rec, j)
+			records, lock := e.journalView(e.ctx, d, rec, j)
 			if lock != nil && !dryRun && !journal.Stale(*lock) {
 				return withCode(ExitLocked, fmt.Errorf("another upgrade is running: %w\n  follow it with: ladder status --cluster %s",
 					&journal.LockedError{LockInfo: *lock, Frees: fmt.Sprintf("the cluster frees it at most %s after its holder stops", service.LockTTL)}, cf.name))
@@ -204,7 +204,7 @@ mandatory refusals (downgrades, skips) cannot be forced.`,
 					return err
 				}
 			}
-			app, err := appOf(d, rec)
+			app, err := e.appOf(d, rec)
 			if err != nil {
 				return err
 			}
@@ -236,8 +236,8 @@ var logLevels = map[string]slog.Level{"off": slog.LevelError + 4, "debug": slog.
 // journalView is the upgrade journal as the cluster keeps it, and who
 // holds the cluster's lock; this machine's journal, when the cluster keeps
 // none or cannot be read.
-func journalView(ctx context.Context, d driver.Driver, rec home.Record, j *journal.Journal) ([]journal.Record, *journal.LockInfo) {
-	if app, err := appOf(d, rec); err == nil {
+func (e *env) journalView(ctx context.Context, d driver.Driver, rec home.Record, j *journal.Journal) ([]journal.Record, *journal.LockInfo) {
+	if app, err := e.appOf(d, rec); err == nil {
 		if cr := app.(upgrade.Recorder).Record(); cr != nil {
 			if records, lock, err := cr.Read(ctx); err == nil {
 				if len(records) >= len(j.Records()) {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -118,6 +119,21 @@ func (e *env) password(name string) string {
 		e.t.Fatal(err)
 	}
 	return pw
+}
+
+// tls is how the tests trust cluster name, as ladder does: its CA and
+// ladder's client certificate.
+func (e *env) tls(name string) *tls.Config {
+	e.t.Helper()
+	rec, err := home.ReadRecord(e.home, name)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	tc, err := service.ClientTLS(rec.Secrets, nil, false)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return tc
 }
 
 // upgradeRun is a `ladder upgrade -o json` process whose events are read

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ladder-dev/ladder/internal/home"
+	"github.com/ladder-dev/ladder/internal/pki"
 	"github.com/ladder-dev/ladder/internal/traffic"
 	"github.com/ladder-dev/ladder/registry"
 	"github.com/ladder-dev/ladder/upgrade"
@@ -34,17 +34,18 @@ func TestInterruptedAtFivePoints(t *testing.T) {
 	e.must("cluster", "seed", "--cluster", name, "--repositories", "20")
 	st := e.status(name)
 	pw := e.password(name)
+	tc := e.tls(name)
 	ctx := context.Background()
 	images := map[string]string{}
 	for i, r := range st.Replicas {
 		tag := fmt.Sprintf("v%d", i)
-		dg, err := traffic.Push(ctx, r.URL, "sigint/images", tag, pw, 10*time.Second)
+		dg, err := traffic.Push(ctx, tc, r.URL, "sigint/images", tag, pw, 10*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
 		images[tag] = dg.String()
 	}
-	hc := &http.Client{Timeout: 10 * time.Second}
+	hc := pki.HTTPClient(tc, 10*time.Second)
 	before, err := registry.Stats(ctx, hc, st.Replicas[0].URL)
 	if err != nil {
 		t.Fatal(err)
@@ -109,7 +110,7 @@ func TestInterruptedAtFivePoints(t *testing.T) {
 	}
 	for _, r := range e.status(name).Replicas {
 		for tag, dg := range images {
-			if got, err := traffic.Resolve(ctx, r.URL, "sigint/images", tag, 10*time.Second); err != nil || got.String() != dg {
+			if got, err := traffic.Resolve(ctx, tc, r.URL, "sigint/images", tag, 10*time.Second); err != nil || got.String() != dg {
 				t.Errorf("sigint/images:%s on %s: %v, %v (want %s)", tag, r.ID, got, err, dg)
 			}
 		}

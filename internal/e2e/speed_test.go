@@ -74,7 +74,7 @@ func TestMeasureHopAgainstScript(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		app := service.RegistryApp{Cluster: b}
+		app := service.RegistryApp{Cluster: b, TLS: e.tls(b)}
 		settled := func(id string) error {
 			return poll.For(context.Background(), 2*time.Minute, 10*time.Millisecond, func() (bool, error) {
 				reps, err := d.Replicas(context.Background())

@@ -4,12 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ladder-dev/ladder/internal/pki"
 	"github.com/ladder-dev/ladder/internal/traffic"
 	"github.com/ladder-dev/ladder/registry"
 	"github.com/ladder-dev/ladder/upgrade"
@@ -28,10 +28,11 @@ func TestUpgradeKilledAndResumed(t *testing.T) {
 	e.must("cluster", "seed", "--cluster", name, "--repositories", "30")
 	st := e.status(name)
 	pw := e.password(name)
+	tc := e.tls(name)
 	ctx := context.Background()
-	hc := &http.Client{Timeout: 5 * time.Second}
+	hc := pki.HTTPClient(tc, 5*time.Second)
 	for i, r := range st.Replicas {
-		if _, err := traffic.Push(ctx, r.URL, "e2e/images", fmt.Sprintf("v%d", i), pw, 10*time.Second); err != nil {
+		if _, err := traffic.Push(ctx, tc, r.URL, "e2e/images", fmt.Sprintf("v%d", i), pw, 10*time.Second); err != nil {
 			t.Fatalf("push through %s: %v", r.ID, err)
 		}
 	}
@@ -87,7 +88,7 @@ func TestUpgradeKilledAndResumed(t *testing.T) {
 	}
 	for i := range st.Replicas {
 		for _, r := range st.Replicas {
-			if _, err := traffic.Resolve(ctx, r.URL, "e2e/images", fmt.Sprintf("v%d", i), 10*time.Second); err != nil {
+			if _, err := traffic.Resolve(ctx, tc, r.URL, "e2e/images", fmt.Sprintf("v%d", i), 10*time.Second); err != nil {
 				t.Errorf("image e2e/images:v%d on %s: %v", i, r.ID, err)
 			}
 		}

@@ -5,11 +5,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"slices"
@@ -26,6 +26,7 @@ import (
 	"github.com/ladder-dev/ladder/driver/docker"
 	"github.com/ladder-dev/ladder/driver/local"
 	"github.com/ladder-dev/ladder/internal/home"
+	"github.com/ladder-dev/ladder/internal/pki"
 	"github.com/ladder-dev/ladder/internal/poll"
 	"github.com/ladder-dev/ladder/internal/testbin"
 	"github.com/ladder-dev/ladder/internal/traffic"
@@ -266,6 +267,7 @@ type cluster struct {
 	d        driver.Driver
 	urls     []string
 	password string
+	tls      *tls.Config        // how the tests trust the cluster
 	images   map[string]v1.Hash // tag → digest pushed before the upgrade
 	rows     map[string]int     // rows per table before
 }
@@ -309,6 +311,9 @@ func newCluster(t *testing.T, drv string) *cluster {
 	if c.password, err = rec.Secret(service.AdminPasswordSecret); err != nil {
 		t.Fatal(err)
 	}
+	if c.tls, err = service.ClientTLS(rec.Secrets, nil, false); err != nil {
+		t.Fatal(err)
+	}
 	reps, err := c.d.Replicas(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -316,7 +321,7 @@ func newCluster(t *testing.T, drv string) *cluster {
 	for i, r := range reps {
 		c.urls = append(c.urls, r.URL)
 		tag := fmt.Sprintf("before-%d", i)
-		dg, err := traffic.Push(context.Background(), r.URL, "faults/images", tag, c.password, 10*time.Second)
+		dg, err := traffic.Push(context.Background(), c.tls, r.URL, "faults/images", tag, c.password, 10*time.Second)
 		if err != nil {
 			t.Fatalf("push %s through %s: %v", tag, r.ID, err)
 		}
@@ -338,7 +343,7 @@ func (c *cluster) leader(ctx context.Context) string {
 	if err != nil {
 		return ""
 	}
-	st, _ := service.RegistryApp{Cluster: c.e.name}.Status(ctx, reps)
+	st, _ := service.RegistryApp{Cluster: c.e.name, TLS: c.tls}.Status(ctx, reps)
 	return st.Leader()
 }
 
@@ -465,7 +470,7 @@ func run(t *testing.T, fc fcase) result {
 	res := result{c: fc, named: -1}
 	c := newCluster(t, fc.driver)
 	ctx := context.Background()
-	client := &traffic.Client{URLs: c.urls, Repo: "faults/traffic", Password: c.password, Interval: 150 * time.Millisecond}
+	client := &traffic.Client{URLs: c.urls, Repo: "faults/traffic", Password: c.password, Interval: 150 * time.Millisecond, TLS: c.tls}
 	tctx, stopTraffic := context.WithCancel(ctx)
 	var twg sync.WaitGroup
 	twg.Go(func() { client.Run(tctx) })
@@ -565,11 +570,11 @@ func (c *cluster) lost(ctx context.Context, client *traffic.Client) []string {
 	out := append([]string(nil), v.Missing...)
 	for _, u := range c.urls {
 		for tag, dg := range c.images {
-			if err := traffic.Readable(ctx, u, "faults/images", tag, dg, 10*time.Second); err != nil {
+			if err := traffic.Readable(ctx, c.tls, u, "faults/images", tag, dg, 10*time.Second); err != nil {
 				out = append(out, "faults/images:"+tag+"@"+u)
 			}
 		}
-		rows, err := registry.Stats(ctx, &http.Client{Timeout: 10 * time.Second}, u)
+		rows, err := registry.Stats(ctx, pki.HTTPClient(c.tls, 10*time.Second), u)
 		if err != nil {
 			out = append(out, "rows@"+u+": "+err.Error())
 			continue
@@ -587,7 +592,7 @@ func (c *cluster) lost(ctx context.Context, client *traffic.Client) []string {
 func settled(ctx context.Context, c *cluster) (upgrade.Status, error) {
 	opts := upgrade.DefaultOptions()
 	opts.MaxWait = 2 * time.Minute
-	return upgrade.WaitSettled(ctx, c.d, service.RegistryApp{Cluster: c.e.name}, opts, nil, nil)
+	return upgrade.WaitSettled(ctx, c.d, service.RegistryApp{Cluster: c.e.name, TLS: c.tls}, opts, nil, nil)
 }
 
 // table formats results as the run's table.

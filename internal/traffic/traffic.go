@@ -11,6 +11,7 @@ package traffic
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -33,6 +34,9 @@ type Client struct {
 	URLs     []string
 	Repo     string // repository, e.g. "demo/traffic"
 	Password string // admin password, for pushes
+	// TLS is how the client trusts the replicas (pki.ClientConfig); nil
+	// for plain HTTP.
+	TLS      *tls.Config
 	Interval time.Duration
 	Timeout  time.Duration
 	Logger   *slog.Logger
@@ -107,7 +111,8 @@ func (c *Client) Written() []string {
 }
 
 // Push writes one random image as repo:tag through the replica at base.
-func Push(ctx context.Context, base, repo, tag, password string, timeout time.Duration) (v1.Hash, error) {
+// tc is how the client trusts the replica (nil: plain HTTP).
+func Push(ctx context.Context, tc *tls.Config, base, repo, tag, password string, timeout time.Duration) (v1.Hash, error) {
 	img, err := random.Image(512, 1)
 	if err != nil {
 		return v1.Hash{}, err
@@ -118,7 +123,7 @@ func Push(ctx context.Context, base, repo, tag, password string, timeout time.Du
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	if err := remote.Write(ref, img, remote.WithContext(ctx), remote.WithTransport(transport),
+	if err := remote.Write(ref, img, remote.WithContext(ctx), remote.WithTransport(transportFor(tc)),
 		remote.WithAuth(&authn.Basic{Username: "admin", Password: password})); err != nil {
 		return v1.Hash{}, err
 	}
@@ -126,14 +131,14 @@ func Push(ctx context.Context, base, repo, tag, password string, timeout time.Du
 }
 
 // Resolve returns the digest repo:tag has on the replica at base.
-func Resolve(ctx context.Context, base, repo, tag string, timeout time.Duration) (v1.Hash, error) {
+func Resolve(ctx context.Context, tc *tls.Config, base, repo, tag string, timeout time.Duration) (v1.Hash, error) {
 	ref, err := ref(base, repo, tag)
 	if err != nil {
 		return v1.Hash{}, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	d, err := remote.Head(ref, remote.WithContext(ctx), remote.WithTransport(transport))
+	d, err := remote.Head(ref, remote.WithContext(ctx), remote.WithTransport(transportFor(tc)))
 	if err != nil {
 		return v1.Hash{}, err
 	}
@@ -143,14 +148,14 @@ func Resolve(ctx context.Context, base, repo, tag string, timeout time.Duration)
 // Readable reads repo:tag back whole from the replica at base: its
 // manifest, which must have digest want, its config and every layer, each
 // checked against its digest as it is read.
-func Readable(ctx context.Context, base, repo, tag string, want v1.Hash, timeout time.Duration) error {
+func Readable(ctx context.Context, tc *tls.Config, base, repo, tag string, want v1.Hash, timeout time.Duration) error {
 	ref, err := ref(base, repo, tag)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	img, err := remote.Image(ref, remote.WithContext(ctx), remote.WithTransport(transport))
+	img, err := remote.Image(ref, remote.WithContext(ctx), remote.WithTransport(transportFor(tc)))
 	if err != nil {
 		return err
 	}
@@ -182,16 +187,39 @@ func Readable(ctx context.Context, base, repo, tag string, want v1.Hash, timeout
 	return nil
 }
 
-var transport = &http.Transport{
-	Proxy:               nil,
-	MaxIdleConnsPerHost: 4,
-	IdleConnTimeout:     5 * time.Second,
+var (
+	transportsMu sync.Mutex
+	transports   = map[*tls.Config]*http.Transport{}
+)
+
+// transportFor is the one transport of every request trusting tc, so
+// connections and TLS sessions are reused.
+func transportFor(tc *tls.Config) *http.Transport {
+	transportsMu.Lock()
+	defer transportsMu.Unlock()
+	if t, ok := transports[tc]; ok {
+		return t
+	}
+	t := &http.Transport{
+		Proxy:               nil,
+		MaxIdleConnsPerHost: 4,
+		IdleConnTimeout:     5 * time.Second,
+	}
+	if tc != nil {
+		t.TLSClientConfig = tc.Clone()
+		t.TLSClientConfig.ClientSessionCache = tls.NewLRUClientSessionCache(16)
+	}
+	transports[tc] = t
+	return t
 }
 
 func ref(base, repo, tag string) (name.Reference, error) {
 	u, err := url.Parse(base)
 	if err != nil {
 		return nil, fmt.Errorf("parse replica url %q: %w", base, err)
+	}
+	if u.Scheme == "https" {
+		return name.NewTag(u.Host + "/" + repo + ":" + tag)
 	}
 	return name.NewTag(u.Host+"/"+repo+":"+tag, name.Insecure)
 }
@@ -219,7 +247,7 @@ func (c *Client) each(fn func(base string) error) error {
 func (c *Client) write(ctx context.Context, tag string) {
 	var dg v1.Hash
 	err := c.each(func(base string) error {
-		d, err := Push(ctx, base, c.Repo, tag, c.Password, c.Timeout)
+		d, err := Push(ctx, c.TLS, base, c.Repo, tag, c.Password, c.Timeout)
 		dg = d
 		return err
 	})
@@ -250,7 +278,7 @@ func (c *Client) read(ctx context.Context) {
 	want := c.written[tag]
 	c.mu.Unlock()
 	err := c.each(func(base string) error {
-		got, err := Resolve(ctx, base, c.Repo, tag, c.Timeout)
+		got, err := Resolve(ctx, c.TLS, base, c.Repo, tag, c.Timeout)
 		if err == nil && got != want {
 			return fmt.Errorf("tag %s resolves to %s, written as %s", tag, got, want)
 		}
@@ -283,7 +311,7 @@ func (c *Client) Verify(ctx context.Context) Verification {
 	v := Verification{Tags: len(tags)}
 	for _, tag := range tags {
 		for _, base := range c.URLs {
-			if err := Readable(ctx, base, c.Repo, tag, want[tag], 10*time.Second); err != nil {
+			if err := Readable(ctx, c.TLS, base, c.Repo, tag, want[tag], 10*time.Second); err != nil {
 				v.Missing = append(v.Missing, tag+"@"+base)
 			}
 		}
