@@ -4,8 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"os"
 	"os/exec"
 	"strings"
@@ -134,6 +138,38 @@ func (e *env) tls(name string) *tls.Config {
 		e.t.Fatal(err)
 	}
 	return tc
+}
+
+// replicaKeyPins lists, comma-separated, the SHA-256 of each replica
+// certificate's public key of cluster name, base64: Chromium's
+// --ignore-certificate-errors-spki-list.
+func (e *env) replicaKeyPins(name string) string {
+	e.t.Helper()
+	rec, err := home.ReadRecord(e.home, name)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var pins []string
+	for secret, path := range rec.Secrets {
+		if !strings.HasPrefix(secret, "replica-") || !strings.HasSuffix(secret, ".crt") {
+			continue
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		b, _ := pem.Decode(data)
+		if b == nil {
+			e.t.Fatalf("%s: no PEM certificate", path)
+		}
+		cert, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
+		pins = append(pins, base64.StdEncoding.EncodeToString(sum[:]))
+	}
+	return strings.Join(pins, ",")
 }
 
 // upgradeRun is a `ladder upgrade -o json` process whose events are read

@@ -52,7 +52,10 @@ func TestUpgradePanel(t *testing.T) {
 	page := st.Replicas[0].URL + "/"
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chrome),
-		chromedp.NoSandbox, chromedp.WindowSize(1280, 1400))
+		chromedp.NoSandbox, chromedp.WindowSize(1280, 1400),
+		// The browser trusts exactly the replicas' keys, as it would
+		// trust the cluster's CA once installed.
+		chromedp.Flag("ignore-certificate-errors-spki-list", e.replicaKeyPins(name)))
 	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	defer cancel()
 	ctx, cancel := chromedp.NewContext(actx)
