@@ -42,6 +42,11 @@ type Config struct {
 	// InitialCluster lists every member as id=peerURL,...; default: this
 	// replica alone. Ignored by etcd when DataDir already holds data.
 	InitialCluster string
+	// APIMembers maps every replica's id to the host:port of its API, as
+	// the cluster's record has it; /api/v1/cluster asks only these, never
+	// a URL read from the store. Empty: a row's URL must be on its store
+	// member's host.
+	APIMembers map[string]string
 	// AdminPassword guards /api/v1/backup and OCI pushes (user "admin").
 	// Empty refuses both.
 	AdminPassword string

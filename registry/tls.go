@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/ladder-dev/ladder/internal/pki"
@@ -78,6 +79,13 @@ func (r *Replica) memberHosts() map[string]string {
 // scheme on that member's host. Without this check, whoever could write a
 // row would make every replica fetch a URL of their choice.
 func (r *Replica) checkRow(row replicaRow, hosts map[string]string) error {
+	if len(r.cfg.APIMembers) > 0 {
+		addr, ok := r.cfg.APIMembers[row.ID]
+		if want := r.cfg.TLS.scheme() + addr; !ok || strings.TrimRight(row.HTTPURL, "/") != want {
+			return fmt.Errorf("url %q is not %s, the replica's API in the cluster's record", row.HTTPURL, want)
+		}
+		return nil
+	}
 	host, ok := hosts[row.ID]
 	if !ok {
 		return fmt.Errorf("%q is not a member of the store", row.ID)

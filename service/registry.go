@@ -94,6 +94,11 @@ func (Registry) Command(a driver.Artifact, p driver.Placement) []string {
 		args = append(args, "--advertise-host", host)
 	}
 	args = append(args, "--initial-cluster", strings.Join(peers, ","))
+	var apis []string
+	for _, m := range p.Members {
+		apis = append(apis, m.ID+"="+m.Addr[PortHTTP])
+	}
+	args = append(args, "--api-members", strings.Join(apis, ","))
 	if f, ok := p.Secrets[AdminPasswordSecret]; ok {
 		args = append(args, "--admin-password-file", f)
 	}

@@ -161,6 +161,7 @@ store member). Logs go to stderr.`,
 	f.StringVar(&cfg.ClientListen, "client-listen", "", "store client address, host:port")
 	f.StringVar(&cfg.AdvertiseHost, "advertise-host", "", "host name given to peers and clients (default: the host of each listen address)")
 	f.StringVar(&cfg.InitialCluster, "initial-cluster", "", "every member as id=http://host:peer-port, comma-separated (default: this replica alone)")
+	f.StringToStringVar(&cfg.APIMembers, "api-members", nil, "every replica's API as id=host:port, comma-separated: the only addresses replicas ask each other at")
 	f.StringVar(&passwordFile, "admin-password-file", "", "file holding the admin password (user \"admin\") for pushes, deletes and backups")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&etcdLevel, "store-log-level", "error", "lowest level of the store member's own logs to pass on")
