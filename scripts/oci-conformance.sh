@@ -2,8 +2,10 @@
 # Runs the OCI distribution-spec conformance suite against a registry.
 #
 #   scripts/oci-conformance.sh                 # against a fresh in-memory test server
-#   OCI_REGISTRY=127.0.0.1:5000 OCI_PASSWORD=secret scripts/oci-conformance.sh
-#                                              # against a running replica (user admin)
+#   OCI_REGISTRY=127.0.0.1:5000 OCI_PASSWORD=secret OCI_CA_FILE=ca.crt scripts/oci-conformance.sh
+#                                              # against a running replica (user admin), over
+#                                              # HTTPS verified with the cluster's CA (its path:
+#                                              # "ca" in ladder cluster status -o json)
 #
 # The suite is built from its own module (pinned below) with `go install
 # pkg@version`, so it never enters this module's go.mod. Any OCI_* variable
@@ -56,6 +58,11 @@ if [[ -z "${OCI_REGISTRY:-}" ]]; then
 	export OCI_REGISTRY
 fi
 
+if [[ -n "${OCI_CA_FILE:-}" ]]; then
+	# HTTPS, verified against this CA alone (Go reads SSL_CERT_FILE).
+	export SSL_CERT_FILE="$OCI_CA_FILE"
+	export OCI_TLS="${OCI_TLS:-enabled}"
+fi
 export OCI_TLS="${OCI_TLS:-disabled}"
 export OCI_USERNAME="${OCI_USERNAME:-admin}"
 export OCI_REPO1="${OCI_REPO1:-conformance/repo1}"

@@ -9,7 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"path/filepath"
+
 	"strconv"
 	"strings"
 	"time"
@@ -97,22 +97,27 @@ func (d *Driver) start(ctx context.Context, r replica, ids []string) error {
 			Labels: d.labels(map[string]string{LabelReplica: r.ID, LabelRelease: a.Version,
 				LabelAPIPort: strconv.Itoa(r.Port)}),
 			StopTimeout: &grace,
+			User:        containerUser,
 		},
-		HostConfig: &container.HostConfig{
-			NetworkMode: container.NetworkMode(d.network()),
+		// The API port is published, on 127.0.0.1 only, through the edge
+		// network; the replicas reach each other (and the store's ports)
+		// on the cluster's internal network, which leads nowhere else.
+		HostConfig: hardened(&container.HostConfig{
+			NetworkMode: container.NetworkMode(d.edgeNetwork()),
 			PortBindings: network.PortMap{api: {{HostIP: netip.MustParseAddr("127.0.0.1"),
 				HostPort: strconv.Itoa(r.Port)}}},
 			Mounts: []mount.Mount{
 				{Type: mount.TypeVolume, Source: d.dataVolume(r.ID), Target: dataPath},
 				{Type: mount.TypeVolume, Source: d.sharedVolume(), Target: sharedPath},
 			},
-		},
-		NetworkingConfig: &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
-			d.network(): {Aliases: []string{name}},
-		}},
+		}),
 	})
 	if err != nil {
 		return fmt.Errorf("start %s: create container: %w", r.ID, err)
+	}
+	if _, err := d.cli.NetworkConnect(ctx, d.network(), client.NetworkConnectOptions{Container: created.ID,
+		EndpointConfig: &network.EndpointSettings{Aliases: []string{name}}}); err != nil {
+		return fmt.Errorf("start %s: connect to network %s: %w", r.ID, d.network(), err)
 	}
 	if err := d.copySecrets(ctx, created.ID); err != nil {
 		return fmt.Errorf("start %s: %w", r.ID, err)
@@ -132,22 +137,19 @@ func (d *Driver) copySecrets(ctx context.Context, containerID string) error {
 	}
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
-	dir := strings.TrimPrefix(secretsPath, "/")
-	for _, h := range []*tar.Header{
-		{Name: filepath.Dir(dir) + "/", Typeflag: tar.TypeDir, Mode: 0o755},
-		{Name: dir + "/", Typeflag: tar.TypeDir, Mode: 0o700},
-	} {
-		if err := tw.WriteHeader(h); err != nil {
-			return fmt.Errorf("copy secrets: %w", err)
-		}
+	// Into the secrets volume (the root filesystem is read-only), owned by
+	// the container's user.
+	if err := tw.WriteHeader(&tar.Header{Name: "./", Typeflag: tar.TypeDir, Mode: 0o700,
+		Uid: containerUID, Gid: containerUID}); err != nil {
+		return fmt.Errorf("copy secrets: %w", err)
 	}
 	for _, name := range sortedKeys(d.secrets) {
 		data, err := os.ReadFile(d.secrets[name])
 		if err != nil {
 			return fmt.Errorf("read %s: %w", name, err)
 		}
-		if err := tw.WriteHeader(&tar.Header{Name: dir + "/" + name, Typeflag: tar.TypeReg,
-			Mode: 0o600, Size: int64(len(data))}); err != nil {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg,
+			Mode: 0o600, Size: int64(len(data)), Uid: containerUID, Gid: containerUID}); err != nil {
 			return fmt.Errorf("copy secrets: %w", err)
 		}
 		if _, err := tw.Write(data); err != nil {
@@ -157,7 +159,7 @@ func (d *Driver) copySecrets(ctx context.Context, containerID string) error {
 	if err := tw.Close(); err != nil {
 		return fmt.Errorf("copy secrets: %w", err)
 	}
-	if _, err := d.cli.CopyToContainer(ctx, containerID, client.CopyToContainerOptions{DestinationPath: "/", Content: &buf}); err != nil {
+	if _, err := d.cli.CopyToContainer(ctx, containerID, client.CopyToContainerOptions{DestinationPath: secretsPath, Content: &buf}); err != nil {
 		return fmt.Errorf("copy secrets: %w", err)
 	}
 	return nil
@@ -215,7 +217,7 @@ func (d *Driver) stop(ctx context.Context, r replica) error {
 }
 
 func (d *Driver) removeNamed(ctx context.Context, name string) error {
-	_, err := d.cli.ContainerRemove(ctx, name, client.ContainerRemoveOptions{Force: true})
+	_, err := d.cli.ContainerRemove(ctx, name, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
 	if err != nil && !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("remove container %s: %w", name, err)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/client"
 
 	"github.com/ladder-dev/ladder/driver"
@@ -36,6 +37,27 @@ const (
 	sharedPath  = "/shared"
 	secretsPath = "/run/ladder"
 )
+
+// containerUser is the unprivileged user (and group) every container of
+// a cluster runs as; the image's folders belong to it.
+const containerUser = "65532:65532"
+
+// containerUID is containerUser's id, for the files copied in.
+const containerUID = 65532
+
+// hardened is what every container of a cluster runs with: a read-only
+// root filesystem (its volumes and a small /tmp are writable), no
+// capabilities, and no way to gain privileges.
+func hardened(hc *container.HostConfig) *container.HostConfig {
+	hc.ReadonlyRootfs = true
+	hc.CapDrop = []string{"ALL"}
+	hc.SecurityOpt = []string{"no-new-privileges:true"}
+	hc.Tmpfs = map[string]string{"/tmp": "rw,noexec,nosuid,size=64m"}
+	// The cluster's secrets, copied in before the container starts, live
+	// on a volume of the container's own (removed with it).
+	hc.Mounts = append(hc.Mounts, mount.Mount{Type: mount.TypeVolume, Target: secretsPath})
+	return hc
+}
 
 // replacedSuffix names a replaced replica's old container while its
 // successor starts; it is removed once the successor runs.

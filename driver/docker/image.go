@@ -262,8 +262,15 @@ func buildBase(ctx context.Context, cli *client.Client, service, program, binary
 	if err != nil {
 		return "", fmt.Errorf("build images: read binary: %w", err)
 	}
-	dockerfile := fmt.Sprintf("FROM scratch\nCOPY %s /%s\nENTRYPOINT [\"/%s\"]\n", program, program, program)
-	buildCtx, err := tarFiles(map[string][]byte{"Dockerfile": []byte(dockerfile), program: bin})
+	// The folders a container writes to (as volumes) belong to its
+	// unprivileged user; a new volume takes their owner from the image.
+	dockerfile := fmt.Sprintf("FROM scratch\nCOPY --chown=%s skel/ /\nCOPY %s /%s\nUSER %s\nENTRYPOINT [\"/%s\"]\n",
+		containerUser, program, program, containerUser, program)
+	files := map[string][]byte{"Dockerfile": []byte(dockerfile), program: bin}
+	for _, dir := range []string{"", "/run", dataPath, sharedPath, secretsPath, "/tmp"} {
+		files["skel"+dir+"/"] = nil
+	}
+	buildCtx, err := tarFiles(files)
 	if err != nil {
 		return "", err
 	}
@@ -346,6 +353,12 @@ func tarFiles(files map[string][]byte) (io.Reader, error) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for _, name := range sortedKeys(files) {
+		if strings.HasSuffix(name, "/") {
+			if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o755, Typeflag: tar.TypeDir, ModTime: time.Unix(0, 0)}); err != nil {
+				return nil, fmt.Errorf("write build context: %w", err)
+			}
+			continue
+		}
 		mode := int64(0o644)
 		if name != "Dockerfile" && filepath.Ext(name) == "" {
 			mode = 0o755

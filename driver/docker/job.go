@@ -40,13 +40,13 @@ func (d *Driver) RunJob(ctx context.Context, version string, job driver.Job) ([]
 			Cmd:        d.svc.JobCommand(a, job, d.members(ids)),
 			Labels:     d.labels(map[string]string{LabelJob: job.Name, LabelRelease: v}),
 		},
-		HostConfig: &container.HostConfig{NetworkMode: container.NetworkMode(d.network())},
+		HostConfig: hardened(&container.HostConfig{NetworkMode: container.NetworkMode(d.network())}),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("run job %s of release %s: create container: %w", job.Name, v, err)
 	}
 	defer func() {
-		if _, err := d.cli.ContainerRemove(context.WithoutCancel(ctx), created.ID, client.ContainerRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+		if _, err := d.cli.ContainerRemove(context.WithoutCancel(ctx), created.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !cerrdefs.IsNotFound(err) {
 			d.opts.Logger.Warn("remove job container", "job", job.Name, "container", name, "err", err)
 		}
 	}()

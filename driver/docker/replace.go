@@ -51,7 +51,7 @@ func (d *Driver) Replace(ctx context.Context, id, version string) error {
 	if err := d.start(ctx, replica{ID: id, Version: a.Version, Port: old.Port}, ids); err != nil {
 		return d.rollback(ctx, old, aside, err)
 	}
-	if _, err := d.cli.ContainerRemove(ctx, old.Container, client.ContainerRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+	if _, err := d.cli.ContainerRemove(ctx, old.Container, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !cerrdefs.IsNotFound(err) {
 		d.opts.Logger.Warn("remove the replaced container", "replica", id, "container", aside, "err", err)
 	}
 	d.opts.Logger.Info("replica replaced", "replica", id, "from", old.Version, "to", a.Version)
