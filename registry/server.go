@@ -101,6 +101,8 @@ func (r *Replica) ociHandler(st *Store) http.Handler {
 		BlobDir:    r.cfg.BlobDir,
 		CheckAdmin: r.checkAdmin,
 		Logger:     r.log.With("component", "oci"),
+		// The Docker CLI sends its login only after /v2/ challenges it.
+		PingChallenge: true,
 	})
 }
 

@@ -32,7 +32,7 @@ data, logs and pid files under $LADDER_HOME/clusters/NAME (default
 ~/.ladder). Every command takes --cluster NAME (default "default").`,
 	}
 	c.AddCommand(newClusterCreateCmd(e), newClusterConnectCmd(e), newClusterListCmd(e), newClusterStatusCmd(e), newRestartCmd(e, "ladder cluster restart"),
-		newClusterDestroyCmd(e), newClusterSeedCmd(e), newRotateCertsCmd(e))
+		newClusterDestroyCmd(e), newClusterSeedCmd(e), newRotateCertsCmd(e), newClusterTrustCmd(e))
 	return c
 }
 
@@ -289,6 +289,8 @@ func newClusterDestroyCmd(e *env) *cobra.Command {
 processes or containers, volumes, network and folder. It is refused while
 an upgrade or a rolling restart of the cluster runs.
 
+It also removes the CA files 'ladder cluster trust --docker' installed.
+
 A cluster whose removal was cut short (its record gone, its folder, a
 process or an engine object left) is finished off by running destroy again.`,
 		Example: `  ladder cluster destroy --cluster staging`,
@@ -309,6 +311,9 @@ process or an engine object left) is finished off by running destroy again.`,
 				return err
 			}
 			err = e.withLock(e.ctx, d, rec, "destroy", func() error {
+				if _, err := undoDockerTrust(home.ClusterDir(root, cf.name)); err != nil {
+					return err
+				}
 				if err := d.Destroy(e.ctx); err != nil {
 					return err
 				}
