@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -18,6 +19,7 @@ import (
 	"github.com/ladder-dev/ladder/driver/docker"
 	"github.com/ladder-dev/ladder/driver/local"
 	"github.com/ladder-dev/ladder/internal/home"
+	"github.com/ladder-dev/ladder/internal/pki"
 	"github.com/ladder-dev/ladder/registry"
 	"github.com/ladder-dev/ladder/service"
 )
@@ -27,6 +29,8 @@ func newClusterConnectCmd(e *env) *cobra.Command {
 		cf           clusterFlag
 		endpoint     string
 		passwordFile string
+		clientCert   string
+		clientKey    string
 	)
 	c := &cobra.Command{
 		Use:   "connect",
@@ -39,10 +43,15 @@ from here too. The upgrade's lock and journal live in the cluster, so an
 upgrade started elsewhere shows in 'ladder status' here, is refused while
 it runs, and can be resumed from here once its holder is gone.
 
-A docker cluster's admin password is not on this machine: give it with
---admin-password-file (a local cluster's is read where the cluster lives).`,
-		Example: `  ladder cluster connect --cluster prod --endpoint http://127.0.0.1:38211
-  ladder cluster connect --cluster prod --endpoint http://127.0.0.1:38211 --admin-password-file ./prod-admin`,
+A docker cluster's admin password and certificates are not on this
+machine: give its password with --admin-password-file, its CA with --ca
+(the "ca" of 'ladder cluster status -o json' where it was created) and
+ladder's client certificate there with --client-cert and --client-key (its
+files client.crt and client.key); they are copied into this ladder home. A
+local cluster's are read where the cluster lives.`,
+		Example: `  ladder cluster connect --cluster prod --endpoint https://127.0.0.1:38211
+  ladder cluster connect --cluster prod --endpoint https://127.0.0.1:38211 --admin-password-file ./prod-admin \
+    --ca ./prod-ca.crt --client-cert ./prod-client.crt --client-key ./prod-client.key`,
 		Args: exactArgs(),
 		RunE: func(c *cobra.Command, args []string) error {
 			if endpoint == "" {
@@ -58,7 +67,7 @@ A docker cluster's admin password is not on this machine: give it with
 			if err := home.CheckNew(root, cf.name); err != nil {
 				return withCode(ExitUsage, err)
 			}
-			rec, where, err := connectRecord(e.ctx, cf.name, endpoint, passwordFile)
+			rec, where, err := e.connectRecord(e.ctx, cf.name, endpoint, passwordFile)
 			if err != nil {
 				return err
 			}
@@ -75,6 +84,21 @@ A docker cluster's admin password is not on this machine: give it with
 					return err
 				}
 				rec.Secrets = map[string]string{service.AdminPasswordSecret: path}
+				for secret, from := range map[string]string{service.CASecret: e.caFile,
+					service.ClientCertSecret: clientCert, service.ClientKeySecret: clientKey} {
+					if from == "" {
+						continue
+					}
+					data, err := os.ReadFile(from)
+					if err != nil {
+						return usageErr("read %s: %v", from, err)
+					}
+					path := filepath.Join(home.ClusterDir(root, cf.name), secret)
+					if err := os.WriteFile(path, data, 0o600); err != nil {
+						return err
+					}
+					rec.Secrets[secret] = path
+				}
 			}
 			if err := home.WriteRecord(root, rec); err != nil {
 				return err
@@ -98,19 +122,25 @@ A docker cluster's admin password is not on this machine: give it with
 	cf.register(c)
 	c.Flags().StringVar(&endpoint, "endpoint", "", "URL of one of the cluster's replicas, e.g. http://127.0.0.1:38211 (required)")
 	c.Flags().StringVar(&passwordFile, "admin-password-file", "", "`FILE` holding the cluster's admin password (a docker cluster's)")
+	c.Flags().StringVar(&clientCert, "client-cert", "", "a docker cluster's: ladder's client certificate where it was created (client.crt), for its store")
+	c.Flags().StringVar(&clientKey, "client-key", "", "the key of --client-cert (client.key)")
 	return c
 }
 
 // connectRecord finds the cluster whose replica answers at endpoint and
 // returns the record this home keeps of it, and where it runs.
-func connectRecord(ctx context.Context, name, endpoint, passwordFile string) (home.Record, string, error) {
+func (e *env) connectRecord(ctx context.Context, name, endpoint, passwordFile string) (home.Record, string, error) {
 	u, err := url.Parse(endpoint)
 	if err != nil || u.Host == "" {
-		return home.Record{}, "", usageErr("invalid --endpoint %q: want a URL such as http://127.0.0.1:38211", endpoint)
+		return home.Record{}, "", usageErr("invalid --endpoint %q: want a URL such as https://127.0.0.1:38211", endpoint)
+	}
+	tc, err := e.connectTLS(u, name)
+	if err != nil {
+		return home.Record{}, "", err
 	}
 	var st registry.StatusReport
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(endpoint, "/")+"/api/v1/status", nil)
-	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+	resp, err := pki.HTTPClient(tc, 5*time.Second).Do(req)
 	if err != nil {
 		return home.Record{}, "", fmt.Errorf("connect to %s: %w", endpoint, err)
 	}
@@ -147,4 +177,31 @@ func connectRecord(ctx context.Context, name, endpoint, passwordFile string) (ho
 		}
 	}
 	return home.Record{}, "", fmt.Errorf("connect to cluster %s: its replica answers at %s, but neither a process of this machine nor a container of the Docker engine runs it: connect from the machine it runs on", name, endpoint)
+}
+
+// connectTLS is how connect trusts the replica at u, of cluster name: a
+// local cluster's own CA, found by the replica's port; else --ca, or
+// --insecure-tls. nil for plain HTTP.
+func (e *env) connectTLS(u *url.URL, name string) (*tls.Config, error) {
+	if u.Scheme != "https" {
+		return nil, nil
+	}
+	var extra []string
+	if e.caFile != "" {
+		extra = append(extra, e.caFile)
+	}
+	_, p, _ := net.SplitHostPort(u.Host)
+	port, _ := strconv.Atoi(p)
+	if dir, err := local.Find(port); err == nil {
+		if orig, err := home.ReadRecord(filepath.Dir(filepath.Dir(dir)), name); err == nil {
+			return service.ClientTLS(orig.Secrets, extra, e.insecureTLS)
+		}
+	}
+	if len(extra) == 0 && !e.insecureTLS {
+		return nil, usageErr("give the cluster's CA with --ca FILE (\"ca\" in ladder cluster status -o json where it was created), or --insecure-tls")
+	}
+	if e.insecureTLS {
+		fmt.Fprintln(e.stderr, pki.InsecureWarning)
+	}
+	return pki.ClientConfig(pki.ClientOptions{CAFiles: extra, Insecure: e.insecureTLS})
 }
