@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -102,7 +103,25 @@ func (e *env) clusterStatus(ctx context.Context, d driver.Driver) (upgrade.Statu
 	if err != nil {
 		return upgrade.Status{}, err
 	}
-	return app.Status(ctx, reps)
+	st, err := app.Status(ctx, reps)
+	if err == nil {
+		e.hintUnverified(st)
+	}
+	return st, err
+}
+
+// hintUnverified says what to do when no replica's certificate could be
+// verified: the CA ladder has is not the one that signed them.
+func (e *env) hintUnverified(st upgrade.Status) {
+	if len(st.Replicas) == 0 {
+		return
+	}
+	for _, r := range st.Replicas {
+		if !strings.Contains(r.Error, "failed to verify certificate") {
+			return
+		}
+	}
+	fmt.Fprintf(e.stderr, "ladder: no replica's certificate is signed by a CA ladder trusts for cluster %s: give the CA that signed them with --ca FILE, or skip verification with --insecure-tls\n", st.Cluster)
 }
 
 func completeClusters(c *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
