@@ -76,6 +76,17 @@ func (p Placement) Self() Member {
 	return Member{ID: p.ID}
 }
 
+// SecretScoper is implemented by a service whose replicas and jobs each
+// need only some of the cluster's secrets (a replica its own key, not its
+// peers'). Drivers that copy secrets into a replica's or a job's
+// filesystem copy only those; without it, every secret.
+type SecretScoper interface {
+	// ReplicaSecret reports whether replica id needs the secret name.
+	ReplicaSecret(id, name string) bool
+	// JobSecret reports whether a one-off job needs the secret name.
+	JobSecret(name string) bool
+}
+
 // SecureService is implemented by a service whose API may speak HTTPS:
 // given the cluster's secrets (name to file), it says which scheme its
 // replicas' API serves, "https" or "http".

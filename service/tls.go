@@ -3,6 +3,7 @@ package service
 import (
 	"crypto/tls"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/ladder-dev/ladder/driver"
@@ -40,6 +41,27 @@ func (Registry) APIScheme(secrets map[string]string) string {
 }
 
 var _ driver.SecureService = Registry{}
+
+var _ driver.SecretScoper = Registry{}
+
+// ReplicaSecret implements driver.SecretScoper: a replica gets the admin
+// password, the CA's certificate, the operator's API certificate, and its
+// own certificate and key; not its peers' keys, nor ladder's.
+func (Registry) ReplicaSecret(id, name string) bool {
+	switch name {
+	case ClientCertSecret, ClientKeySecret:
+		return false
+	case ReplicaCertSecret(id), ReplicaKeySecret(id):
+		return true
+	}
+	return !strings.HasPrefix(name, "replica-")
+}
+
+// JobSecret implements driver.SecretScoper: a job (a migration, a seed)
+// opens the store with ladder's client certificate and needs nothing else.
+func (Registry) JobSecret(name string) bool {
+	return name == CASecret || name == ClientCertSecret || name == ClientKeySecret
+}
 
 // tlsArgs are `registry serve`'s certificate flags for placement p.
 func tlsArgs(p driver.Placement) []string {

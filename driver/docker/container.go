@@ -119,7 +119,10 @@ func (d *Driver) start(ctx context.Context, r replica, ids []string) error {
 		EndpointConfig: &network.EndpointSettings{Aliases: []string{name}}}); err != nil {
 		return fmt.Errorf("start %s: connect to network %s: %w", r.ID, d.network(), err)
 	}
-	if err := d.copySecrets(ctx, created.ID); err != nil {
+	if err := d.copySecrets(ctx, created.ID, func(name string) bool {
+		s, ok := d.svc.(driver.SecretScoper)
+		return !ok || s.ReplicaSecret(r.ID, name)
+	}); err != nil {
 		return fmt.Errorf("start %s: %w", r.ID, err)
 	}
 	if _, err := d.cli.ContainerStart(ctx, created.ID, client.ContainerStartOptions{}); err != nil {
@@ -131,7 +134,7 @@ func (d *Driver) start(ctx context.Context, r replica, ids []string) error {
 
 // copySecrets puts the cluster's secret files into a created container,
 // readable only by its user, under secretsPath.
-func (d *Driver) copySecrets(ctx context.Context, containerID string) error {
+func (d *Driver) copySecrets(ctx context.Context, containerID string, needs func(name string) bool) error {
 	if len(d.secrets) == 0 {
 		return nil
 	}
@@ -144,6 +147,9 @@ func (d *Driver) copySecrets(ctx context.Context, containerID string) error {
 		return fmt.Errorf("copy secrets: %w", err)
 	}
 	for _, name := range sortedKeys(d.secrets) {
+		if !needs(name) {
+			continue
+		}
 		data, err := os.ReadFile(d.secrets[name])
 		if err != nil {
 			return fmt.Errorf("read %s: %w", name, err)

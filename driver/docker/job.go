@@ -51,7 +51,10 @@ func (d *Driver) RunJob(ctx context.Context, version string, job driver.Job) ([]
 		}
 	}()
 	// The job opens the store with ladder's client certificate.
-	if err := d.copySecrets(ctx, created.ID); err != nil {
+	if err := d.copySecrets(ctx, created.ID, func(name string) bool {
+		s, ok := d.svc.(driver.SecretScoper)
+		return !ok || s.JobSecret(name)
+	}); err != nil {
 		return nil, fmt.Errorf("run job %s of release %s: %w", job.Name, v, err)
 	}
 	wait := d.cli.ContainerWait(ctx, created.ID, client.ContainerWaitOptions{Condition: container.WaitConditionNextExit})
