@@ -242,6 +242,13 @@ func (c *Config) validate() error {
 	if len(missing) > 0 {
 		return fmt.Errorf("start replica: %w: missing %s", ErrInvalid, strings.Join(missing, ", "))
 	}
+	t := c.TLS
+	if (t.CertFile != "" || t.KeyFile != "" || t.CAFile != "") && (t.CertFile == "" || t.KeyFile == "" || t.CAFile == "") {
+		return fmt.Errorf("start replica %s: %w: --tls-cert, --tls-key and --tls-ca go together", c.ID, ErrInvalid)
+	}
+	if t.APICertFile != "" && (t.APIKeyFile == "" || !t.Enabled()) {
+		return fmt.Errorf("start replica %s: %w: --api-cert needs --api-key, and --tls-cert for the store", c.ID, ErrInvalid)
+	}
 	for _, a := range []string{c.Listen, c.PeerListen, c.ClientListen} {
 		if _, _, err := net.SplitHostPort(a); err != nil {
 			return fmt.Errorf("start replica %s: %w: address %q: want host:port", c.ID, ErrInvalid, a)

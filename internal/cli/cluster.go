@@ -65,8 +65,10 @@ and peer ports accept only certificates of this CA. ladder verifies every
 connection against it ("ca" in 'ladder cluster status -o json').
 
 --tls-cert and --tls-key serve the HTTPS API with your own certificate
-instead (it must name 127.0.0.1, or the host clients use); give the CA that
-issued it with --ca, so ladder and the replicas can verify it.`,
+instead (it must name 127.0.0.1 or the host clients use, and with --driver
+docker the containers' names, ladder-CLUSTER-replica-N, by which replicas
+ask each other); give the CA that issued it with --ca, so ladder and the
+replicas can verify it. The store's ports keep the cluster's own CA.`,
 		Example: `  ladder cluster create --version 2.1.4
   ladder cluster create --cluster staging --version 3.0.1 --replicas 5
   ladder cluster create --version 3.1.2 --tls-cert api.crt --tls-key api.key --ca my-ca.crt`,
