@@ -372,3 +372,7 @@ func (a *EtcdApp) PrepareHop(ctx context.Context, h plan.Hop, reps []driver.Repl
 	out["forced_snapshots"] = true
 	return out, nil
 }
+
+// Record implements upgrade.Recorder: an etcd cluster keeps no upgrade
+// record of ladder's; the journal on this machine is the record.
+func (*EtcdApp) Record() upgrade.ClusterRecord { return nil }
