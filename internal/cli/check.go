@@ -87,7 +87,9 @@ Exit status: 0 supported (no-change included), 3 refused by policy,
 				res.Findings = append(res.Findings, f)
 				res.Supported = false
 			}
-			res.Service, res.Rules = prof.name, prof.explain
+			if len(prof.explain) > 0 {
+				res.Service, res.Rules = prof.name, prof.explain
+			}
 			if !res.Supported {
 				if p, err := plan.Make(cat, from, to, plan.Options{AllowPrerelease: rel.allowPrerelease, MinPatch: prof.rules}); err == nil && len(p.Hops) > 0 {
 					for _, v := range p.Versions() {

@@ -89,7 +89,9 @@ path exists (downgrade, target unknown to the catalog, a missing minor),
 			}
 			if e.json() {
 				out := planToJSON(p, cat.Source())
-				out.Service, out.Rules = prof.name, prof.explain
+				if len(prof.explain) > 0 {
+					out.Service, out.Rules = prof.name, prof.explain
+				}
 				return writeJSON(e.stdout, out)
 			}
 			printPlan(e.stdout, p)
