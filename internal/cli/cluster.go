@@ -46,6 +46,7 @@ func newClusterCreateCmd(e *env) *cobra.Command {
 		build    string
 		timeout  time.Duration
 		api      apiCert
+		svc      string
 	)
 	c := &cobra.Command{
 		Use:   "create",
@@ -53,6 +54,10 @@ func newClusterCreateCmd(e *env) *cobra.Command {
 		Long: `Create starts --replicas replicas of the reference registry at --version,
 each with a member of the replicated store, and returns when every replica
 is healthy and the store has settled.
+
+--service etcd starts etcd members instead, each named by its replica id,
+from the releases ladder builds and caches (ladder releases fetch etcd
+3.5.35); etcd needs no admin password.
 
 Without --admin-password a password is generated and written to a file
 readable only by you; its path is printed.
@@ -70,18 +75,21 @@ docker the containers' names, ladder-CLUSTER-replica-N, by which replicas
 ask each other); give the CA that issued it with --ca, so ladder and the
 replicas can verify it. The store's ports keep the cluster's own CA.`,
 		Example: `  ladder cluster create --version 2.1.4
+  ladder cluster create --cluster kv --service etcd --version 3.5.35
   ladder cluster create --cluster staging --version 3.0.1 --replicas 5
   ladder cluster create --version 3.1.2 --tls-cert api.crt --tls-key api.key --ca my-ca.crt`,
 		Args: exactArgs(),
 		RunE: func(c *cobra.Command, args []string) error {
 			_, err := newCluster(e, e.stdout, createOpts{cluster: cf.name, version: version, replicas: replicas,
-				password: password, driver: drv, build: build, timeout: timeout, api: api.with(e.caFile)})
+				password: password, driver: drv, build: build, timeout: timeout, service: svc, api: api.with(e.caFile)})
 			return err
 		},
 	}
 	cf.register(c)
 	c.Flags().StringVar(&version, "version", "", "release to run (required; see: ladder catalog)")
 	c.Flags().IntVar(&replicas, "replicas", 3, "number of replicas")
+	c.Flags().StringVar(&svc, "service", service.RegistryName, "what the replicas run: registry (the reference registry) or etcd (a release built by: ladder releases fetch etcd VERSION)")
+	_ = c.RegisterFlagCompletionFunc("service", completeServices)
 	c.Flags().StringVar(&password, "admin-password", "", "admin password (default: generated)")
 	c.Flags().StringVar(&drv, "driver", local.Name, "where replicas run: local or docker (images: ladder images build)")
 	_ = c.RegisterFlagCompletionFunc("driver", driverFlag)
@@ -105,6 +113,8 @@ type createOpts struct {
 	// build is the docker driver's image build ("": the newest).
 	build   string
 	timeout time.Duration
+	// service names what the replicas run ("": the registry).
+	service string
 	// api is an operator's own certificate for the HTTPS API.
 	api apiCert
 }
@@ -125,25 +135,35 @@ func newCluster(e *env, w io.Writer, o createOpts) (driver.Driver, error) {
 	if err != nil {
 		return nil, err
 	}
-	generated := o.password == ""
-	if generated {
-		o.password = home.GeneratePassword()
+	svc, err := newService(o.service)
+	if err != nil {
+		return nil, err
+	}
+	if svc.Name() == service.EtcdName && o.driver != local.Name {
+		return nil, usageErr("--service etcd runs on --driver local for now")
+	}
+	spec := driver.Spec{Cluster: o.cluster, Service: svc, Version: o.version, Replicas: o.replicas, Timeout: o.timeout}
+	generated := false
+	if svc.Name() == service.RegistryName {
+		generated = o.password == ""
+		if generated {
+			o.password = home.GeneratePassword()
+		}
+		spec.Secrets = map[string][]byte{service.AdminPasswordSecret: []byte(o.password + "\n")}
 	}
 	start := time.Now()
-	secrets := map[string][]byte{service.AdminPasswordSecret: []byte(o.password + "\n")}
 	plain := os.Getenv(plainHTTPEnv) == "1"
 	var ca *pki.CA
-	if !plain {
-		if ca, err = newTrust(o.cluster, o.replicas, secrets); err != nil {
+	if svc.Name() == service.RegistryName && !plain {
+		if ca, err = newTrust(o.cluster, o.replicas, spec.Secrets); err != nil {
 			return nil, fmt.Errorf("create cluster %s: %w", o.cluster, err)
 		}
-		if err := o.api.add(secrets); err != nil {
+		if err := o.api.add(spec.Secrets); err != nil {
 			return nil, err
 		}
 	}
-	d, err := createCluster(e.ctx, e.stderr, o.driver, o.build, root, driver.Spec{Cluster: o.cluster, Service: service.Registry{},
-		Version: o.version, Replicas: o.replicas, Timeout: o.timeout, Secrets: secrets})
-	if err == nil {
+	d, err := createCluster(e.ctx, e.stderr, o.driver, o.build, root, spec)
+	if err == nil && svc.Name() == service.RegistryName {
 		dir := home.ClusterDir(root, o.cluster)
 		if plain {
 			err = os.WriteFile(filepath.Join(dir, plainMarker), []byte("a cluster without TLS, for measurements only\n"), 0o600)
@@ -187,6 +207,7 @@ func (e *env) waitSettled(ctx context.Context, d driver.Driver, timeout time.Dur
 	if err != nil {
 		return upgrade.Status{}, err
 	}
+	defer closeApp(app)
 	opts := upgrade.DefaultOptions()
 	opts.MaxWait = timeout
 	return upgrade.WaitSettled(ctx, d, app, opts, nil, nil)
@@ -242,7 +263,11 @@ func printStatus(w io.Writer, st upgrade.Status) {
 	if !st.Store.Settled {
 		settled = "NOT settled: " + unsettledReason(st)
 	}
-	fmt.Fprintf(w, "cluster %s  version %s  schema %d  store %s\n\n", st.Cluster, st.Version, st.SchemaVersion, settled)
+	if st.ClusterVersion != "" {
+		fmt.Fprintf(w, "cluster %s  version %s  cluster version %s  store %s\n\n", st.Cluster, st.Version, st.ClusterVersion, settled)
+	} else {
+		fmt.Fprintf(w, "cluster %s  version %s  schema %d  store %s\n\n", st.Cluster, st.Version, st.SchemaVersion, settled)
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "REPLICA\tVERSION\tHEALTH\tUI\tROLE\tAPPLIED\tPID\tURL")
 	for _, r := range st.Replicas {

@@ -62,14 +62,17 @@ func openCluster(name string) (driver.Driver, home.Record, error) {
 // serviceOf returns the service a cluster record names.
 func serviceOf(rec home.Record) (driver.Service, error) {
 	switch rec.Service {
-	case service.RegistryName:
-		return service.Registry{}, nil
+	case service.RegistryName, service.EtcdName:
+		return newService(rec.Service)
 	}
 	return nil, fmt.Errorf("open cluster %s: unknown service %q in its record (recreate the cluster with this ladder)", rec.Name, rec.Service)
 }
 
 // appOf is what the upgrade engine knows of the cluster's service, d.
 func (e *env) appOf(d driver.Driver, rec home.Record) (upgrade.App, error) {
+	if rec.Service == service.EtcdName {
+		return etcdApp(d), nil
+	}
 	pw, err := rec.Secret(service.AdminPasswordSecret)
 	if err != nil {
 		return nil, err
@@ -81,11 +84,24 @@ func (e *env) appOf(d driver.Driver, rec home.Record) (upgrade.App, error) {
 	return service.RegistryApp{Cluster: rec.Name, Password: pw, Replicas: d.Replicas, TLS: tc}, nil
 }
 
-// observer is what observes cluster d: the service without its password.
-func (e *env) observer(d driver.Driver) (service.RegistryApp, error) {
-	tc, err := e.tlsOf(d.Cluster())
+// observer reads cluster d's status: the App its record names, without
+// the secrets the engine's App needs for backups, trusting the cluster as
+// this command does.
+func (e *env) observer(d driver.Driver) (upgrade.App, error) {
+	root, err := home.Dir()
 	if err != nil {
-		return service.RegistryApp{}, err
+		return nil, err
+	}
+	rec, err := home.ReadRecord(root, d.Cluster())
+	if err != nil {
+		return nil, err
+	}
+	if rec.Service == service.EtcdName {
+		return etcdApp(d), nil
+	}
+	tc, err := e.clusterTLS(rec)
+	if err != nil {
+		return nil, err
 	}
 	return service.RegistryApp{Cluster: d.Cluster(), TLS: tc}, nil
 }
@@ -99,6 +115,7 @@ func (e *env) clusterStatus(ctx context.Context, d driver.Driver) (upgrade.Statu
 	if err != nil {
 		return upgrade.Status{}, err
 	}
+	defer closeApp(app)
 	reps, err := d.Replicas(ctx)
 	if err != nil {
 		return upgrade.Status{}, err

@@ -84,6 +84,7 @@ func restartOne(e *env, cluster, replica string, uf upgradeFlags) error {
 		if err != nil {
 			return err
 		}
+		defer closeApp(app)
 		st, err = upgrade.WaitSettled(e.ctx, d, app, opts, nil, nil)
 		if err != nil {
 			return fmt.Errorf("restart %s: %w", replica, err)

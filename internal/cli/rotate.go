@@ -66,6 +66,9 @@ func rotateCerts(e *env, cluster string, uf upgradeFlags) error {
 	if err != nil {
 		return err
 	}
+	if _, ok := rec.Secrets[service.CASecret]; !ok {
+		return usageErr("cluster %s has no CA of ladder's to renew certificates from (a %s cluster; only registry clusters have one)", cluster, rec.Service)
+	}
 	app, err := e.appOf(d, rec)
 	if err != nil {
 		return err

@@ -71,6 +71,9 @@ for every other address a replica is reached at.`,
 			if err != nil {
 				return err
 			}
+			if caPath(rec) == "" {
+				return usageErr("cluster %s has no CA of ladder's to trust (a %s cluster; only registry clusters have one)", cf.name, rec.Service)
+			}
 			root, err := home.Dir()
 			if err != nil {
 				return err
