@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-
 	"strconv"
 	"strings"
 	"time"

@@ -7,7 +7,10 @@
 // ladder binary. No image is ever pulled.
 //
 // A cluster NAME owns, on the engine:
-//   - a bridge network ladder-NAME, private to the cluster;
+//   - an internal bridge network ladder-NAME, private to the cluster: the
+//     replicas reach each other on it, and it leads nowhere else;
+//   - a bridge network ladder-NAME-edge that only publishes the API ports
+//     and does not masquerade (no way out through it);
 //   - a volume ladder-NAME-shared that every replica mounts at /shared;
 //   - per replica ID, a volume ladder-NAME-ID-data (mounted at /data) and a
 //     container ladder-NAME-ID running the service's command line for the
@@ -22,9 +25,16 @@
 // for the cluster's life (a replaced or restarted replica keeps its URL);
 // the other ports stay on the private network.
 //
+// Every container (replicas and jobs) runs as user 65532 (the image's
+// folders belong to it), with a read-only root filesystem (its volumes and
+// a small /tmp are writable), all capabilities dropped and
+// no-new-privileges.
+//
 // On this machine the cluster folder, $LADDER_HOME/clusters/NAME, holds only
 // cluster.json (the record) and the cluster's secrets (0600 files), which
-// are copied into each container under /run/ladder when it is created.
+// are copied into each container under /run/ladder (a volume of the
+// container's own, removed with it) when it is created: only those the
+// service says the replica or job needs (driver.SecretScoper).
 //
 // The engine's API version is negotiated: an engine as old as API 1.41
 // (Docker 20.10) works.
