@@ -98,11 +98,8 @@ func (d *Driver) start(ctx context.Context, r replica, ids []string) error {
 			StopTimeout: &grace,
 			User:        containerUser,
 		},
-		// The API port is published, on 127.0.0.1 only, through the edge
-		// network; the replicas reach each other (and the store's ports)
-		// on the cluster's internal network, which leads nowhere else.
 		HostConfig: hardened(&container.HostConfig{
-			NetworkMode: container.NetworkMode(d.edgeNetwork()),
+			NetworkMode: container.NetworkMode(d.network()),
 			PortBindings: network.PortMap{api: {{HostIP: netip.MustParseAddr("127.0.0.1"),
 				HostPort: strconv.Itoa(r.Port)}}},
 			Mounts: []mount.Mount{
@@ -110,13 +107,12 @@ func (d *Driver) start(ctx context.Context, r replica, ids []string) error {
 				{Type: mount.TypeVolume, Source: d.sharedVolume(), Target: sharedPath},
 			},
 		}),
+		NetworkingConfig: &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
+			d.network(): {Aliases: []string{name}},
+		}},
 	})
 	if err != nil {
 		return fmt.Errorf("start %s: create container: %w", r.ID, err)
-	}
-	if _, err := d.cli.NetworkConnect(ctx, d.network(), client.NetworkConnectOptions{Container: created.ID,
-		EndpointConfig: &network.EndpointSettings{Aliases: []string{name}}}); err != nil {
-		return fmt.Errorf("start %s: connect to network %s: %w", r.ID, d.network(), err)
 	}
 	if err := d.copySecrets(ctx, created.ID, func(name string) bool {
 		s, ok := d.svc.(driver.SecretScoper)

@@ -7,10 +7,9 @@
 // ladder binary. No image is ever pulled.
 //
 // A cluster NAME owns, on the engine:
-//   - an internal bridge network ladder-NAME, private to the cluster: the
-//     replicas reach each other on it, and it leads nowhere else;
-//   - a bridge network ladder-NAME-edge that only publishes the API ports
-//     and does not masquerade (no way out through it);
+//   - a bridge network ladder-NAME, private to the cluster, that does not
+//     masquerade (the replicas cannot reach out through it; it cannot be
+//     internal, or it would publish no port);
 //   - a volume ladder-NAME-shared that every replica mounts at /shared;
 //   - per replica ID, a volume ladder-NAME-ID-data (mounted at /data) and a
 //     container ladder-NAME-ID running the service's command line for the

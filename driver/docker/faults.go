@@ -49,26 +49,19 @@ func (d *Driver) Kill(ctx context.Context, id string) error {
 }
 
 // Disconnect takes replica id off the cluster's network, a partition: its
-// peers cannot reach it, nor it them. It is taken off the edge network
-// too, which publishes its API port, so from this machine it looks down as
-// well. The container keeps running; Reconnect undoes it (a Restart does
-// not).
+// peers cannot reach it, nor it them. Its API port is published through
+// that network, so from this machine it looks down too. The container
+// keeps running; Reconnect undoes it (a Restart does not).
 func (d *Driver) Disconnect(ctx context.Context, id string) error {
 	return d.onContainer(ctx, "disconnect", id, func(c string) error {
-		if _, err := d.cli.NetworkDisconnect(ctx, d.network(), client.NetworkDisconnectOptions{Container: c, Force: true}); err != nil {
-			return err
-		}
-		_, err := d.cli.NetworkDisconnect(ctx, d.edgeNetwork(), client.NetworkDisconnectOptions{Container: c, Force: true})
+		_, err := d.cli.NetworkDisconnect(ctx, d.network(), client.NetworkDisconnectOptions{Container: c, Force: true})
 		return err
 	})
 }
 
-// Reconnect puts replica id back on the cluster's networks.
+// Reconnect puts replica id back on the cluster's network.
 func (d *Driver) Reconnect(ctx context.Context, id string) error {
 	return d.onContainer(ctx, "reconnect", id, func(c string) error {
-		if _, err := d.cli.NetworkConnect(ctx, d.edgeNetwork(), client.NetworkConnectOptions{Container: c}); err != nil {
-			return err
-		}
 		_, err := d.cli.NetworkConnect(ctx, d.network(), client.NetworkConnectOptions{Container: c,
 			EndpointConfig: &network.EndpointSettings{Aliases: []string{d.ContainerName(id)}}})
 		return err

@@ -111,18 +111,13 @@ func Create(ctx context.Context, spec driver.Spec, opts Options) (*Driver, error
 // createStorage creates the cluster's network, its shared volume and a data
 // volume per replica.
 func (d *Driver) createStorage(ctx context.Context, ids []string) error {
-	// The cluster's own network is internal: nothing on it reaches, or is
-	// reached from, anywhere else. The edge network only carries the API
-	// port published on 127.0.0.1; it does not masquerade, so replicas
-	// cannot reach out through it either.
+	// The network publishes the API port, so it cannot be internal (an
+	// internal network publishes nothing); it does not masquerade, so the
+	// replicas cannot reach out of this machine through it.
 	if _, err := d.cli.NetworkCreate(ctx, d.network(), client.NetworkCreateOptions{
-		Driver: "bridge", Internal: true, Labels: d.labels(nil)}); err != nil {
-		return fmt.Errorf("create network %s: %w", d.network(), err)
-	}
-	if _, err := d.cli.NetworkCreate(ctx, d.edgeNetwork(), client.NetworkCreateOptions{
 		Driver: "bridge", Labels: d.labels(nil),
 		Options: map[string]string{"com.docker.network.bridge.enable_ip_masquerade": "false"}}); err != nil {
-		return fmt.Errorf("create network %s: %w", d.edgeNetwork(), err)
+		return fmt.Errorf("create network %s: %w", d.network(), err)
 	}
 	if _, err := d.cli.VolumeCreate(ctx, client.VolumeCreateOptions{Name: d.sharedVolume(), Labels: d.labels(nil)}); err != nil {
 		return fmt.Errorf("create volume %s: %w", d.sharedVolume(), err)
@@ -241,7 +236,7 @@ func (d *Driver) leftovers(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("list volumes: %w", err)
 	}
-	ns, err := d.cli.NetworkList(ctx, client.NetworkListOptions{Filters: make(client.Filters).Add("name", d.network()).Add("name", d.edgeNetwork())})
+	ns, err := d.cli.NetworkList(ctx, client.NetworkListOptions{Filters: make(client.Filters).Add("name", d.network())})
 	if err != nil {
 		return "", fmt.Errorf("list networks: %w", err)
 	}
@@ -253,7 +248,7 @@ func (d *Driver) leftovers(ctx context.Context) (string, error) {
 		what = append(what, fmt.Sprintf("%d volume(s)", n))
 	}
 	for _, n := range ns.Items {
-		if n.Name == d.network() || n.Name == d.edgeNetwork() {
+		if n.Name == d.network() {
 			what = append(what, "network "+n.Name)
 		}
 	}

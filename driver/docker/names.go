@@ -12,7 +12,6 @@ import (
 
 // Names of the engine objects a cluster owns.
 func (d *Driver) network() string             { return "ladder-" + d.name }
-func (d *Driver) edgeNetwork() string         { return "ladder-" + d.name + "-edge" }
 func (d *Driver) sharedVolume() string        { return "ladder-" + d.name + "-shared" }
 func (d *Driver) dataVolume(id string) string { return "ladder-" + d.name + "-" + id + "-data" }
 

@@ -327,7 +327,7 @@ func newCluster(t *testing.T, drv string) *cluster {
 		}
 		c.images[tag] = dg
 	}
-	if c.rows, err = registry.Stats(context.Background(), nil, c.urls[0]); err != nil {
+	if c.rows, err = registry.Stats(context.Background(), pki.HTTPClient(c.tls, 10*time.Second), c.urls[0]); err != nil {
 		t.Fatal(err)
 	}
 	return c
