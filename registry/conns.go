@@ -2,8 +2,11 @@ package registry
 
 import (
 	"context"
+	stdlog "log"
+	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 )
@@ -58,4 +61,24 @@ func (f *freshConns) shutdown(ctx context.Context, srv *http.Server) error {
 		case <-tick.C:
 		}
 	}
+}
+
+// serverLog is the HTTP server's own error log: TLS handshakes that fail
+// (a client that does not trust the CA, a plain-HTTP liveness check on the
+// HTTPS port) are routine and logged at debug level; anything else is a
+// warning.
+func serverLog(log *slog.Logger) *stdlog.Logger {
+	return stdlog.New(serverLogWriter{log}, "", 0)
+}
+
+type serverLogWriter struct{ log *slog.Logger }
+
+func (w serverLogWriter) Write(p []byte) (int, error) {
+	msg := strings.TrimSpace(string(p))
+	level := slog.LevelWarn
+	if strings.Contains(msg, "TLS handshake error") {
+		level = slog.LevelDebug
+	}
+	w.log.Log(context.Background(), level, "http server", "msg", msg)
+	return len(p), nil
 }

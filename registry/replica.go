@@ -213,7 +213,8 @@ func Start(ctx context.Context, cfg Config) (*Replica, error) {
 	}
 	r.etcd = e
 	r.ctx, r.cancel = context.WithCancel(context.Background())
-	r.httpSrv = &http.Server{Handler: r.routes(), ReadHeaderTimeout: 10 * time.Second, ConnState: r.fresh.track}
+	r.httpSrv = &http.Server{Handler: r.routes(), ReadHeaderTimeout: 10 * time.Second, ConnState: r.fresh.track,
+		ErrorLog: serverLog(log)}
 	r.wg.Add(2)
 	go func() {
 		defer r.wg.Done()
