@@ -31,7 +31,7 @@ data, logs and pid files under $LADDER_HOME/clusters/NAME (default
 ~/.ladder). Every command takes --cluster NAME (default "default").`,
 	}
 	c.AddCommand(newClusterCreateCmd(e), newClusterConnectCmd(e), newClusterListCmd(e), newClusterStatusCmd(e), newRestartCmd(e, "ladder cluster restart"),
-		newClusterDestroyCmd(e), newClusterSeedCmd(e))
+		newClusterDestroyCmd(e), newClusterSeedCmd(e), newClusterAdoptCmd(e), newClusterForgetCmd(e))
 	return c
 }
 
