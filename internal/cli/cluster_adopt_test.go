@@ -1,0 +1,86 @@
+package cli
+
+import (
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// closedPort returns a loopback port nothing listens on.
+func closedPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	return port
+}
+
+// TestAdoptRefusals: adopt refuses what it cannot take over, before it
+// records anything, saying what is wrong and what to do. No etcd needed.
+func TestAdoptRefusals(t *testing.T) {
+	dead := "http://127.0.0.1:" + strconv.Itoa(closedPort(t))
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want []string
+	}{
+		{"no service", []string{"--members", "a=" + dead}, ExitUsage, []string{"--service is required", "--service etcd"}},
+		{"registry", []string{"--service", "registry", "--members", "a=" + dead}, ExitUsage, []string{"ladder adopts etcd clusters"}},
+		{"docker", []string{"--service", "etcd", "--driver", "docker", "--members", "a=" + dead}, ExitUsage, []string{"--driver local"}},
+		{"no members", []string{"--service", "etcd"}, ExitUsage, []string{"--members is required", "NAME=CLIENT_URL"}},
+		{"no equals", []string{"--service", "etcd", "--members", "http://127.0.0.1:2379"}, ExitUsage,
+			[]string{`invalid --members entry "http://127.0.0.1:2379"`, "NAME=CLIENT_URL"}},
+		{"empty name", []string{"--service", "etcd", "--members", "=http://127.0.0.1:2379"}, ExitUsage, []string{"NAME=CLIENT_URL"}},
+		{"twice", []string{"--service", "etcd", "--members", "a=http://127.0.0.1:1,a=http://127.0.0.1:2"}, ExitUsage, []string{"member a given twice"}},
+		{"no port", []string{"--service", "etcd", "--members", "a=http://127.0.0.1"}, ExitUsage, []string{"has no port"}},
+		{"not a url", []string{"--service", "etcd", "--members", "a=127.0.0.1:2379"}, ExitUsage, []string{"invalid URL", "http://127.0.0.1:PORT"}},
+		{"remote", []string{"--service", "etcd", "--members", "a=http://10.1.2.3:2379"}, ExitUsage, []string{"not on this machine's loopback"}},
+		{"tls", []string{"--service", "etcd", "--members", "a=https://127.0.0.1:2379"}, ExitUsage, []string{"TLS"}},
+		{"data dir of no member", []string{"--service", "etcd", "--members", "a=" + dead, "--data-dirs", "b=/tmp"}, ExitUsage,
+			[]string{"--data-dirs names b, which is not in --members"}},
+		{"unreachable", []string{"--service", "etcd", "--members", "a=" + dead}, ExitFailed,
+			[]string{"member a at " + dead + " does not answer", "connection refused", "Start member a, or correct its client URL in --members"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("LADDER_HOME", t.TempDir())
+			code, _, errOut := run(t, append([]string{"cluster", "adopt", "--cluster", "kv"}, tc.args...)...)
+			if code != tc.code {
+				t.Errorf("exit %d, want %d; stderr:\n%s", code, tc.code, errOut)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(errOut, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, errOut)
+				}
+			}
+			if code, out, _ := run(t, "cluster", "list"); code != ExitOK || strings.Contains(out, "kv") {
+				t.Errorf("a refused adopt left a cluster behind: exit %d\n%s", code, out)
+			}
+		})
+	}
+}
+
+// TestAdoptRefusalJSON: with -o json the refusal is a JSON object on
+// stdout with the hint.
+func TestAdoptRefusalJSON(t *testing.T) {
+	t.Setenv("LADDER_HOME", t.TempDir())
+	dead := "http://127.0.0.1:" + strconv.Itoa(closedPort(t))
+	code, out, _ := run(t, "cluster", "adopt", "--cluster", "kv", "--service", "etcd", "--members", "a="+dead, "-o", "json")
+	if code != ExitFailed || !strings.Contains(out, `"hint": "start member a`) || !strings.Contains(out, `"exit": 1`) {
+		t.Errorf("exit %d, stdout:\n%s", code, out)
+	}
+}
+
+// TestForgetUnknownCluster: forget of a cluster with no record says so.
+func TestForgetUnknownCluster(t *testing.T) {
+	t.Setenv("LADDER_HOME", t.TempDir())
+	code, _, errOut := run(t, "cluster", "forget", "--cluster", "nope")
+	if code != ExitUsage || !strings.Contains(errOut, `no such cluster "nope"`) {
+		t.Errorf("exit %d, stderr:\n%s", code, errOut)
+	}
+}
