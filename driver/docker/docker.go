@@ -224,14 +224,15 @@ func (d *Driver) artifact(ctx context.Context, version string) (driver.Artifact,
 	if err != nil {
 		return a, err
 	}
+	if d.build == BuildPerRelease {
+		_, err := d.imageFor(ctx, a)
+		return a, err
+	}
 	return a, checkImage(ctx, d.cli, d.svc.Name(), a.Version, d.build)
 }
 
 // Build is the image build the cluster runs.
 func (d *Driver) Build() string { return d.build }
-
-// image is the reference of release version's image.
-func (d *Driver) image(version string) string { return ImageRef(d.svc.Name(), version, d.build) }
 
 // secretFiles maps the cluster's secrets to their paths in a container.
 func (d *Driver) secretFiles() map[string]string {

@@ -119,8 +119,13 @@ func newCluster(e *env, w io.Writer, o createOpts) (driver.Driver, error) {
 	if err != nil {
 		return nil, err
 	}
-	if svc.Name() == service.EtcdName && o.driver != local.Name {
-		return nil, usageErr("--service etcd runs on --driver local for now")
+	if svc.Name() == service.EtcdName && o.driver == docker.Name {
+		// Each etcd release is its own binary: its image is built from
+		// the cached binary when first needed, named by that binary.
+		if o.build != "" {
+			return nil, usageErr("--build names images of the reference registry; etcd's images are built from the releases ladder fetched (ladder releases fetch etcd %s)", o.version)
+		}
+		o.build = docker.BuildPerRelease
 	}
 	spec := driver.Spec{Cluster: o.cluster, Service: svc, Version: o.version, Replicas: o.replicas, Timeout: o.timeout}
 	generated := false

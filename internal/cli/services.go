@@ -10,6 +10,7 @@ import (
 
 	"github.com/ladder-dev/ladder/catalog"
 	"github.com/ladder-dev/ladder/driver"
+	"github.com/ladder-dev/ladder/driver/docker"
 	"github.com/ladder-dev/ladder/driver/local"
 	"github.com/ladder-dev/ladder/internal/home"
 	"github.com/ladder-dev/ladder/plan"
@@ -100,8 +101,12 @@ func newService(name string) (driver.Service, error) {
 // etcdApp is the engine's view of an etcd cluster reached through d.
 func etcdApp(d driver.Driver) *service.EtcdApp {
 	app := &service.EtcdApp{Cluster: d.Cluster()}
-	if ld, ok := d.(*local.Driver); ok {
-		app.DataDir = func(id string) (string, bool) { return ld.DataDir(id), true }
+	switch dd := d.(type) {
+	case *local.Driver:
+		app.DataDir = func(id string) (string, bool) { return dd.DataDir(id), true }
+	case *docker.Driver:
+		// The volume's folder, when the engine runs here and it is readable.
+		app.DataDir = func(id string) (string, bool) { return dd.DataDir(context.Background(), id) }
 	}
 	return app
 }
