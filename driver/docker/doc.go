@@ -4,7 +4,11 @@
 // built locally FROM scratch by BuildImages (`ladder images build`) from a
 // static binary; build metadata in a version is written with '_' in the
 // tag. The reference registry's release images share one layer, the
-// ladder binary. No image is ever pulled.
+// ladder binary. A service with a binary of its own per release (etcd) runs
+// with the build BuildPerRelease instead: each release's image,
+// ladder-SERVICE:VERSION-BUILD, is named by the binary it holds and built
+// from it the first time a replica of the release starts. No image is
+// ever pulled.
 //
 // A cluster NAME owns, on the engine:
 //   - a bridge network ladder-NAME, private to the cluster;

@@ -24,7 +24,7 @@ import (
 func newClusterCmd(e *env) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "cluster",
-		Short: "Create, list, inspect, restart and destroy clusters",
+		Short: "Create, adopt, list, inspect, restart, forget and destroy clusters",
 		Long: `A cluster is a set of reference registry replicas sharing a replicated
 store. The local driver runs them as processes on this machine, with their
 data, logs and pid files under $LADDER_HOME/clusters/NAME (default
@@ -55,12 +55,16 @@ is healthy and the store has settled.
 
 --service etcd starts etcd members instead, each named by its replica id,
 from the releases ladder builds and caches (ladder releases fetch etcd
-3.5.35); etcd needs no admin password.
+3.5.35); etcd needs no admin password. With --driver docker each release
+runs from an image built FROM scratch from its cached binary the first time
+it is needed, ladder-etcd:VERSION-BUILD, BUILD naming the binary. An etcd
+cluster ladder did not create is taken over with ladder cluster adopt.
 
 Without --admin-password a password is generated and written to a file
 readable only by you; its path is printed.`,
 		Example: `  ladder cluster create --version 2.1.4
   ladder cluster create --cluster kv --service etcd --version 3.5.35
+  ladder cluster create --cluster kv --service etcd --driver docker --version 3.5.35
   ladder cluster create --cluster staging --version 3.0.1 --replicas 5`,
 		Args: exactArgs(),
 		RunE: func(c *cobra.Command, args []string) error {
