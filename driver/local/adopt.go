@@ -63,6 +63,32 @@ type Member struct {
 	// PID is its process, which the driver takes over as it runs: the
 	// first restart or replacement starts it again under the driver.
 	PID int
+	// Own, if not nil, is the command line the driver starts the member
+	// with from then on, on the release's program, instead of the
+	// service's: the member keeps its own configuration (a quota, TLS
+	// files, tuning) whatever ladder would have chosen.
+	Own *OwnCommand
+}
+
+// OwnCommand is an adopted member's own command line.
+type OwnCommand struct {
+	// Args follow the program.
+	Args []string `json:"args"`
+	// Env is added to the driver's environment: the member's own
+	// configuration variables, not all of its environment.
+	Env []string `json:"env,omitempty"`
+	// Dir is the working folder, which relative paths in Args are from.
+	Dir string `json:"dir"`
+	// Scheme is its API's URL scheme, "http" or "https".
+	Scheme string `json:"scheme"`
+}
+
+// scheme is the URL scheme of r's API.
+func (r replicaState) scheme() string {
+	if r.Own != nil && r.Own.Scheme != "" {
+		return r.Own.Scheme
+	}
+	return "http"
 }
 
 // Adopt records a cluster of running processes that the driver did not
@@ -70,9 +96,10 @@ type Member struct {
 // on the cluster is like one Create made, except that each replica's data
 // stays in its own folder (Member.DataDir), which Destroy leaves in place.
 // A replica's first restart (Restart, Replace) stops the adopted process
-// and starts the service's command line with the same name, data folder
-// and ports, its output then going to the replica's log in the cluster
-// folder.
+// and starts the release's program with the member's own command line
+// (Member.Own) or, without one, the service's with the same name, data
+// folder and ports; its output then goes to the replica's log in the
+// cluster folder.
 func Adopt(ctx context.Context, cluster string, svc driver.Service, members []Member, opts Options) (*Driver, error) {
 	opts.defaults()
 	if len(members) == 0 || len(members) > driver.MaxReplicas {
@@ -99,7 +126,7 @@ func Adopt(ctx context.Context, cluster string, svc driver.Service, members []Me
 		if !filepath.IsAbs(m.DataDir) {
 			return nil, fmt.Errorf("%w: member %s: data folder %q is not an absolute path", driver.ErrInvalidSpec, m.ID, m.DataDir)
 		}
-		r := replicaState{ID: m.ID, Version: m.Version, Ports: m.Ports, PID: m.PID, DataDir: m.DataDir}
+		r := replicaState{ID: m.ID, Version: m.Version, Ports: m.Ports, PID: m.PID, DataDir: m.DataDir, Own: m.Own}
 		started, err := procStart(m.PID)
 		if err != nil {
 			return nil, fmt.Errorf("adopt %s: pid %d: %w", m.ID, m.PID, err)

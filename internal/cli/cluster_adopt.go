@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -36,24 +37,29 @@ runs, checks that together they are the whole cluster, and reads its peer
 URL from the cluster's member list. The local driver adopts members that
 run on this machine as your user, on loopback URLs (http://127.0.0.1:PORT).
 
-Each member's data folder is read from the command line of the process
-listening on its client port (--data-dir, ETCD_DATA_DIR, or etcd's default
-NAME.etcd in its working folder). --data-dirs NAME=DIR,... gives them
-instead, or as a check: a folder that is not the one the process uses is
-refused. Data folders stay where they are, and ladder never deletes them.
+Each member's configuration is read from the process listening on its
+client port: its command line, its ETCD_* environment and its working
+folder (or its --config-file). Its data folder is --data-dir there (or
+etcd's default, NAME.etcd in its working folder); --data-dirs
+NAME=DIR,... gives the folders instead, or as a check: a folder that is
+not the one the process uses is refused. Data folders stay where they are,
+and ladder never deletes them.
 
 Nothing is restarted: ladder takes over the processes as they run. The
-first restart or upgrade of a member stops its process and starts the same
-member again (same name, data folder and ports, on 127.0.0.1) under
-ladder, its output then going to $LADDER_HOME/clusters/NAME/replicas/
-MEMBER/replica.log. Flags of the running members other than their name,
-data folder and URLs are not carried over: adopt lists them. Stop whatever
+first restart or upgrade of a member stops its process and starts it again
+under ladder with its own command line, ETCD_* environment and working
+folder, on the release's binary; its output then goes to
+$LADDER_HOME/clusters/NAME/replicas/MEMBER/replica.log. Stop whatever
 supervised the members before (a systemd unit, a script that restarts
 them), or it will fight ladder.
 
+Members that serve their clients over TLS (https:// URLs) are reached with
+--ca (the CA that signed their certificates; default: the system's) and,
+if they ask for client certificates (--client-cert-auth), --cert and --key.
+ladder keeps the paths of these files, not copies: keep them in place.
+
 The releases the members run, and those to upgrade to, must be built first
-(ladder releases fetch etcd VERSION). Members served over TLS are not
-adopted yet.
+(ladder releases fetch etcd VERSION).
 
 To stop managing the cluster without touching its members: ladder cluster
 forget. ladder cluster destroy stops the members too (their data folders
@@ -63,6 +69,8 @@ stay).`,
   ladder cluster adopt --cluster kv --service etcd \
       --members infra1=http://127.0.0.1:2379,infra2=http://127.0.0.1:22379,infra3=http://127.0.0.1:32379 \
       --data-dirs infra1=/var/lib/etcd/infra1,infra2=/var/lib/etcd/infra2,infra3=/var/lib/etcd/infra3
+  ladder cluster adopt --cluster kv --service etcd --members infra1=https://127.0.0.1:2379,... \
+      --ca /etc/etcd/ca.crt --cert /etc/etcd/ladder.crt --key /etc/etcd/ladder.key
   ladder upgrade --cluster kv --to 3.7.3 --dry-run
   ladder upgrade --cluster kv --to 3.7.3 --yes`,
 		Args: exactArgs(),
@@ -74,6 +82,9 @@ stay).`,
 	c.Flags().StringVar(&o.driver, "driver", local.Name, "where the members run: local (processes on this machine)")
 	c.Flags().StringVar(&o.members, "members", "", "every member, as `NAME=CLIENT_URL,...` (required)")
 	c.Flags().StringVar(&o.dataDirs, "data-dirs", "", "members' data folders, as `NAME=DIR,...` (default: read from each member's process)")
+	c.Flags().StringVar(&o.tls.CA, "ca", "", "`FILE` of the CA certificates that signed TLS members' certificates (default: the system's)")
+	c.Flags().StringVar(&o.tls.Cert, "cert", "", "client certificate `FILE`, for members that ask for one (--client-cert-auth)")
+	c.Flags().StringVar(&o.tls.Key, "key", "", "`FILE` of the client certificate's key (kept where it is, never copied)")
 	c.Flags().DurationVar(&o.timeout, "timeout", 2*time.Minute, "how long to wait for the cluster to be settled once adopted")
 	return c
 }
@@ -85,6 +96,7 @@ type adoptOpts struct {
 	driver   string
 	members  string
 	dataDirs string
+	tls      etcd.ClientTLS
 	timeout  time.Duration
 }
 
@@ -115,15 +127,12 @@ func parseNamedList(flag, s, valueKind string) ([]namedValue, error) {
 	return out, nil
 }
 
-// loopbackPort checks that u is an http URL of this machine's loopback
-// and returns its port; what names the URL in errors.
+// loopbackPort checks that u is an http or https URL of this machine's
+// loopback and returns its port; what names the URL in errors.
 func loopbackPort(what, raw string) (int, error) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return 0, usageErr("%s: invalid URL %q: want http://127.0.0.1:PORT", what, raw)
-	}
-	if u.Scheme == "https" {
-		return 0, usageErr("%s: %s is served over TLS, which ladder does not adopt yet: adopt members that serve plain http on loopback", what, raw)
+		return 0, usageErr("%s: invalid URL %q: want http://127.0.0.1:PORT (https:// for TLS)", what, raw)
 	}
 	host, p := u.Hostname(), u.Port()
 	port, err := strconv.Atoi(p)
@@ -138,13 +147,15 @@ func loopbackPort(what, raw string) (int, error) {
 
 // adoptedMember is what adopt found of one member, for its report.
 type adoptedMember struct {
-	Name      string   `json:"name"`
-	Version   string   `json:"version"`
-	PID       int      `json:"pid"`
-	ClientURL string   `json:"client_url"`
-	PeerURL   string   `json:"peer_url"`
-	DataDir   string   `json:"data_dir"`
-	Dropped   []string `json:"flags_not_kept,omitempty"`
+	Name      string `json:"name"`
+	Version   string `json:"version"`
+	PID       int    `json:"pid"`
+	ClientURL string `json:"client_url"`
+	PeerURL   string `json:"peer_url"`
+	DataDir   string `json:"data_dir"`
+	// Config says where its configuration was read: "command line" or
+	// the configuration file.
+	Config string `json:"config"`
 }
 
 func adoptCluster(e *env, o adoptOpts) error {
@@ -174,11 +185,13 @@ func adoptCluster(e *env, o adoptOpts) error {
 	}
 	names := map[string]bool{}
 	var endpoints []string
+	useTLS := o.tls != (etcd.ClientTLS{})
 	for _, m := range given {
 		if _, err := loopbackPort("--members "+m.name, m.value); err != nil {
 			return err
 		}
 		names[m.name] = true
+		useTLS = useTLS || strings.HasPrefix(m.value, "https://")
 		endpoints = append(endpoints, strings.TrimRight(m.value, "/"))
 	}
 	dirOf := map[string]string{}
@@ -206,8 +219,21 @@ func adoptCluster(e *env, o adoptOpts) error {
 	if err != nil {
 		return err
 	}
+	var tlsConf *tls.Config
+	if useTLS {
+		for _, p := range []*string{&o.tls.CA, &o.tls.Cert, &o.tls.Key} {
+			if *p != "" {
+				if *p, err = filepath.Abs(*p); err != nil {
+					return usageErr("%v", err)
+				}
+			}
+		}
+		if tlsConf, err = o.tls.Config(); err != nil {
+			return usageErr("--ca, --cert, --key: %v", err)
+		}
+	}
 
-	found, err := etcd.Inspect(e.ctx, endpoints, nil)
+	found, err := etcd.Inspect(e.ctx, endpoints, tlsConf)
 	var (
 		missing     *etcd.MissingMembersError
 		unreachable *etcd.UnreachableError
@@ -215,8 +241,11 @@ func adoptCluster(e *env, o adoptOpts) error {
 	switch {
 	case errors.As(err, &unreachable):
 		m := given[slices.Index(endpoints, unreachable.Endpoint)]
-		return withHint(ExitFailed, fmt.Errorf("adopt cluster %s: member %s at %w", o.cf.name, m.name, err),
-			fmt.Sprintf("start member %s, or correct its client URL in --members (check it with: etcdctl --endpoints %s endpoint status)", m.name, m.value))
+		hint := fmt.Sprintf("start member %s, or correct its client URL in --members (check it with: etcdctl --endpoints %s endpoint status)", m.name, m.value)
+		if isTLSMismatch(unreachable.Err) {
+			hint = fmt.Sprintf("member %s speaks TLS differently from how ladder asked: give https:// URLs for TLS members, with --ca (and --cert, --key if they ask for client certificates)", m.name)
+		}
+		return withHint(ExitFailed, fmt.Errorf("adopt cluster %s: member %s at %w", o.cf.name, m.name, err), hint)
 	case errors.As(err, &missing):
 		return withHint(ExitUsage, fmt.Errorf("adopt cluster %s: %w", o.cf.name, err),
 			"give every member of the cluster in --members: ladder upgrades a cluster whole (see them with: etcdctl member list)")
@@ -252,8 +281,22 @@ func adoptCluster(e *env, o adoptOpts) error {
 				"the local driver adopts members running on this machine as your user")
 		}
 		flags := etcd.ParseFlags(proc.Args[1:], proc.Env)
-		if l := flags["listen-client-urls"]; strings.Contains(l, "https://") {
-			return usageErr("adopt cluster %s: member %s listens with TLS (%s), which ladder does not adopt yet", o.cf.name, m.name, l)
+		config := "command line"
+		if cf := flags["config-file"]; cf != "" {
+			if !filepath.IsAbs(cf) {
+				cf = filepath.Join(proc.Cwd, cf)
+			}
+			if flags, err = etcd.ReadConfigFile(cf); err != nil {
+				return fmt.Errorf("adopt cluster %s: member %s: %w", o.cf.name, m.name, err)
+			}
+			config = cf
+		}
+		scheme := "http"
+		if strings.HasPrefix(m.value, "https://") {
+			scheme = "https"
+		}
+		if flags.TLS() != (scheme == "https") {
+			return usageErr("adopt cluster %s: member %s at %s: its TLS configuration and the URL's scheme differ: give the URL it serves its clients at", o.cf.name, m.name, m.value)
 		}
 		dir := flags.DataDir(proc.Cwd)
 		if want, ok := dirOf[m.name]; ok {
@@ -267,10 +310,16 @@ func adoptCluster(e *env, o adoptOpts) error {
 			return usageErr("adopt cluster %s: %s holds no etcd member (no member/wal folder): give member %s's data folder with --data-dirs %s=DIR",
 				o.cf.name, dir, m.name, m.name)
 		}
-		members = append(members, local.Member{ID: m.name, Version: f.Version, DataDir: dir, PID: proc.PID,
+		own := &local.OwnCommand{Args: proc.Args[1:], Dir: proc.Cwd, Scheme: scheme}
+		for _, kv := range proc.Env {
+			if strings.HasPrefix(kv, "ETCD_") {
+				own.Env = append(own.Env, kv)
+			}
+		}
+		members = append(members, local.Member{ID: m.name, Version: f.Version, DataDir: dir, PID: proc.PID, Own: own,
 			Ports: map[string]int{service.EtcdPortClient: clientPort, service.EtcdPortPeer: peerPort}})
 		report = append(report, adoptedMember{Name: m.name, Version: f.Version, PID: proc.PID, ClientURL: m.value,
-			PeerURL: f.PeerURLs[0], DataDir: dir, Dropped: flags.Dropped()})
+			PeerURL: f.PeerURLs[0], DataDir: dir, Config: config})
 	}
 
 	d, err := local.Adopt(e.ctx, o.cf.name, svc, members, local.Options{Home: root})
@@ -280,12 +329,15 @@ func adoptCluster(e *env, o adoptOpts) error {
 		}
 		return fmt.Errorf("adopt cluster %s: %w", o.cf.name, err)
 	}
+	if useTLS {
+		if err := writeClientTLS(o.cf.name, o.tls); err != nil {
+			_ = d.Forget()
+			return err
+		}
+	}
 	fmt.Fprintf(e.stderr, "cluster %s adopted: %d etcd members, running as they were\n", o.cf.name, len(members))
 	for _, r := range report {
-		fmt.Fprintf(e.stderr, "  %s  etcd %s  pid %d  data %s\n", r.Name, r.Version, r.PID, r.DataDir)
-		if len(r.Dropped) > 0 {
-			fmt.Fprintf(e.stderr, "    once ladder restarts it, it runs without: %s\n", strings.Join(r.Dropped, " "))
-		}
+		fmt.Fprintf(e.stderr, "  %s  etcd %s  pid %d  data %s  configuration: %s\n", r.Name, r.Version, r.PID, r.DataDir, r.Config)
 	}
 	st, err := waitSettled(e.ctx, d, o.timeout)
 	if err != nil {

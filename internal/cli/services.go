@@ -101,6 +101,11 @@ func newService(name string) (driver.Service, error) {
 // etcdApp is the engine's view of an etcd cluster reached through d.
 func etcdApp(d driver.Driver) *service.EtcdApp {
 	app := &service.EtcdApp{Cluster: d.Cluster()}
+	// An adopted cluster whose members serve TLS; a file that cannot be
+	// read leaves the probes to say so, member by member.
+	if conf, err := clusterClientTLS(d.Cluster()); err == nil {
+		app.TLS = conf
+	}
 	switch dd := d.(type) {
 	case *local.Driver:
 		app.DataDir = func(id string) (string, bool) { return dd.DataDir(id), true }

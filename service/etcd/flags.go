@@ -1,8 +1,12 @@
 package etcd
 
 import (
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // Flags are the configuration flags a running etcd was started with, by
@@ -64,23 +68,37 @@ func (f Flags) DataDir(cwd string) string {
 	return filepath.Clean(dir)
 }
 
-// placementFlags are the flags ladder sets itself when it starts a member
-// (service.Etcd.Command): the member's identity, data and addresses.
-var placementFlags = map[string]bool{
-	"name": true, "data-dir": true, "listen-client-urls": true, "advertise-client-urls": true,
-	"listen-peer-urls": true, "initial-advertise-peer-urls": true, "initial-cluster": true,
-	"initial-cluster-state": true, "initial-cluster-token": true,
-}
-
-// Dropped lists, sorted, the names of the flags ladder does not give a
-// member it restarts: every flag but those of its identity, data and
-// addresses. Names only: a value may be something not to print.
-func (f Flags) Dropped() []string {
-	var out []string
-	for _, k := range sortedKeys(f) {
-		if !placementFlags[k] {
-			out = append(out, "--"+k)
+// ReadConfigFile reads the flags of an etcd configuration file
+// (--config-file): YAML whose keys are the flags' names. etcd ignores its
+// command line and environment when it is given one, and so does this.
+// Nested sections (client-transport-security) are read by their keys.
+func ReadConfigFile(path string) (Flags, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read etcd configuration: %w", err)
+	}
+	var m map[string]any
+	if err := yaml.Unmarshal(data, &m); err != nil {
+		return nil, fmt.Errorf("read etcd configuration %s: %w", path, err)
+	}
+	f := Flags{}
+	var add func(m map[string]any)
+	add = func(m map[string]any) {
+		for k, v := range m {
+			switch v := v.(type) {
+			case map[string]any:
+				add(v)
+			case nil:
+			default:
+				f[k] = fmt.Sprint(v)
+			}
 		}
 	}
-	return out
+	add(m)
+	return f, nil
+}
+
+// TLS reports whether the member serves its clients over TLS.
+func (f Flags) TLS() bool {
+	return strings.Contains(f["listen-client-urls"], "https://") || f["cert-file"] != "" || f["auto-tls"] == "true"
 }

@@ -1,7 +1,8 @@
 package etcd
 
 import (
-	"slices"
+	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -12,20 +13,19 @@ func TestParseFlags(t *testing.T) {
 		env     []string
 		cwd     string
 		dataDir string
-		dropped []string
+		tls     bool
 	}{
 		{"spaced", []string{"--name", "m1", "--data-dir", "/var/lib/etcd/m1", "--snapshot-count", "100"}, nil, "/",
-			"/var/lib/etcd/m1", []string{"--snapshot-count"}},
+			"/var/lib/etcd/m1", false},
 		{"equals and single dash", []string{"-name=m1", "--data-dir=d", "--debug"}, nil, "/srv",
-			"/srv/d", []string{"--debug"}},
-		{"default folder", []string{"--name", "infra2"}, nil, "/home/op", "/home/op/infra2.etcd", nil},
-		{"no name", nil, nil, "/w", "/w/default.etcd", nil},
+			"/srv/d", false},
+		{"default folder", []string{"--name", "infra2"}, nil, "/home/op", "/home/op/infra2.etcd", false},
+		{"no name", nil, nil, "/w", "/w/default.etcd", false},
 		{"environment", []string{"--name", "m1"}, []string{"ETCD_DATA_DIR=/e", "ETCD_QUOTA_BACKEND_BYTES=1", "HOME=/root"}, "/",
-			"/e", []string{"--quota-backend-bytes"}},
-		{"command line wins", []string{"--data-dir", "/c"}, []string{"ETCD_DATA_DIR=/e"}, "/", "/c", nil},
-		{"placement flags kept out", []string{"--listen-client-urls", "http://127.0.0.1:1", "--initial-cluster", "a=b",
-			"--initial-cluster-state", "new", "--initial-cluster-token", "t", "--advertise-client-urls", "x",
-			"--listen-peer-urls", "y", "--initial-advertise-peer-urls", "z"}, nil, "/", "/default.etcd", nil},
+			"/e", false},
+		{"command line wins", []string{"--data-dir", "/c"}, []string{"ETCD_DATA_DIR=/e"}, "/", "/c", false},
+		{"tls", []string{"--listen-client-urls", "https://127.0.0.1:1", "--cert-file", "c"}, nil, "/", "/default.etcd", true},
+		{"tls from the environment", nil, []string{"ETCD_CERT_FILE=/c"}, "/", "/default.etcd", true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -33,8 +33,8 @@ func TestParseFlags(t *testing.T) {
 			if got := f.DataDir(tc.cwd); got != tc.dataDir {
 				t.Errorf("DataDir = %s, want %s", got, tc.dataDir)
 			}
-			if got := f.Dropped(); !slices.Equal(got, tc.dropped) {
-				t.Errorf("Dropped = %v, want %v", got, tc.dropped)
+			if got := f.TLS(); got != tc.tls {
+				t.Errorf("TLS = %v, want %v", got, tc.tls)
 			}
 		})
 	}
@@ -45,7 +45,7 @@ func FuzzParseFlags(f *testing.F) {
 	f.Fuzz(func(t *testing.T, args, env string) {
 		fl := ParseFlags(splitNUL(args), splitNUL(env))
 		_ = fl.DataDir("/")
-		_ = fl.Dropped()
+		_ = fl.TLS()
 	})
 }
 
@@ -59,4 +59,23 @@ func splitNUL(s string) []string {
 		}
 	}
 	return append(out, s[start:])
+}
+
+func TestReadConfigFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "etcd.yaml")
+	conf := "name: infra1\ndata-dir: /var/lib/etcd\nlisten-client-urls: https://127.0.0.1:2379\n" +
+		"snapshot-count: 100\nclient-transport-security:\n  cert-file: /etc/etcd/m.crt\n  client-cert-auth: true\n"
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := ReadConfigFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.DataDir("/x") != "/var/lib/etcd" || f["name"] != "infra1" || f["snapshot-count"] != "100" || !f.TLS() || f["client-cert-auth"] != "true" {
+		t.Errorf("flags %v", f)
+	}
+	if _, err := ReadConfigFile(filepath.Join(t.TempDir(), "none.yaml")); err == nil {
+		t.Error("a missing configuration file read without error")
+	}
 }
