@@ -2,8 +2,16 @@ package cli
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -50,17 +58,20 @@ func etcdReleases(t *testing.T, versions ...string) string {
 // ladder.
 type handMember struct {
 	name             string
+	scheme           string
 	client, peer     int
 	dataDir, logPath string
 	cmd              *exec.Cmd
 }
 
-func (m handMember) clientURL() string { return "http://127.0.0.1:" + strconv.Itoa(m.client) }
+func (m handMember) clientURL() string { return m.scheme + "://127.0.0.1:" + strconv.Itoa(m.client) }
+func (m handMember) peerURL() string   { return m.scheme + "://127.0.0.1:" + strconv.Itoa(m.peer) }
 
 // startByHand starts a 3-member etcd cluster of release bin, each member
-// in a session of its own (as from a shell), with a flag ladder does not
-// keep, and returns once a write succeeds.
-func startByHand(t *testing.T, bin string) []handMember {
+// in a session of its own (as from a shell), with a tuning flag of its
+// own and extra flags (TLS files, with scheme https), and returns once a
+// write through client succeeds.
+func startByHand(t *testing.T, bin, scheme string, extra []string, client *tls.Config) []handMember {
 	t.Helper()
 	var ls []net.Listener
 	var ports []int
@@ -79,10 +90,10 @@ func startByHand(t *testing.T, bin string) []handMember {
 	var ms []handMember
 	var peers []string
 	for i := range 3 {
-		m := handMember{name: fmt.Sprintf("infra%d", i+1), client: ports[2*i], peer: ports[2*i+1]}
+		m := handMember{name: fmt.Sprintf("infra%d", i+1), scheme: scheme, client: ports[2*i], peer: ports[2*i+1]}
 		m.dataDir = filepath.Join(base, m.name+".etcd")
 		m.logPath = filepath.Join(base, m.name+".log")
-		peers = append(peers, fmt.Sprintf("%s=http://127.0.0.1:%d", m.name, m.peer))
+		peers = append(peers, m.name+"="+m.peerURL())
 		ms = append(ms, m)
 	}
 	for i := range ms {
@@ -91,12 +102,11 @@ func startByHand(t *testing.T, bin string) []handMember {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m.cmd = exec.Command(bin, "--name", m.name, "--data-dir", m.dataDir,
+		m.cmd = exec.Command(bin, append([]string{"--name", m.name, "--data-dir", m.dataDir,
 			"--listen-client-urls", m.clientURL(), "--advertise-client-urls", m.clientURL(),
-			"--listen-peer-urls", fmt.Sprintf("http://127.0.0.1:%d", m.peer),
-			"--initial-advertise-peer-urls", fmt.Sprintf("http://127.0.0.1:%d", m.peer),
+			"--listen-peer-urls", m.peerURL(), "--initial-advertise-peer-urls", m.peerURL(),
 			"--initial-cluster", strings.Join(peers, ","), "--initial-cluster-state", "new",
-			"--initial-cluster-token", "by-hand", "--heartbeat-interval", "100")
+			"--initial-cluster-token", "by-hand", "--heartbeat-interval", "100"}, extra...)...)
 		m.cmd.Stdout, m.cmd.Stderr = logf, logf
 		m.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 		if err := m.cmd.Start(); err != nil {
@@ -106,7 +116,7 @@ func startByHand(t *testing.T, bin string) []handMember {
 		go m.cmd.Wait() //nolint:errcheck // reaped when ladder stops it
 		t.Cleanup(func() { _ = m.cmd.Process.Kill() })
 	}
-	c := etcdClient(t, ms)
+	c := etcdClient(t, ms, client)
 	err := poll.For(context.Background(), time.Minute, 100*time.Millisecond, func() (bool, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
@@ -120,13 +130,13 @@ func startByHand(t *testing.T, bin string) []handMember {
 	return ms
 }
 
-func etcdClient(t *testing.T, ms []handMember) *clientv3.Client {
+func etcdClient(t *testing.T, ms []handMember, conf *tls.Config) *clientv3.Client {
 	t.Helper()
 	var eps []string
 	for _, m := range ms {
 		eps = append(eps, m.clientURL())
 	}
-	c, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+	c, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 2 * time.Second, TLS: conf, Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,6 +158,28 @@ func lastLines(s string, n int) string {
 // data folders), and every key is there; the members run on their own
 // data folders, names and ports; forget leaves them running.
 func TestEtcdAdoptUpgrade(t *testing.T) {
+	adoptUpgrade(t, "http", nil, nil, nil)
+}
+
+// TestEtcdAdoptUpgradeTLS: the same with members that serve TLS to their
+// clients and peers and ask clients for certificates: adopted with --ca,
+// --cert and --key (refused without the certificate, saying why), and
+// restarted with their own TLS files.
+func TestEtcdAdoptUpgradeTLS(t *testing.T) {
+	files, conf := newAdoptTLS(t)
+	f := func(n string) string { return filepath.Join(files, n) }
+	flags := []string{"--cert-file", f("member.crt"), "--key-file", f("member.key"),
+		"--client-cert-auth=true", "--trusted-ca-file", f("ca.crt"),
+		"--peer-cert-file", f("member.crt"), "--peer-key-file", f("member.key"),
+		"--peer-client-cert-auth=true", "--peer-trusted-ca-file", f("ca.crt")}
+	adoptUpgrade(t, "https", flags, conf, []string{"--ca", f("ca.crt"), "--cert", f("ladder.crt"), "--key", f("ladder.key")})
+}
+
+// adoptUpgrade starts three members by hand with scheme and extra flags,
+// writes keys through client, adopts them with adoptFlags and upgrades
+// them to 3.7.3, checking every key, each member's own command line, and
+// that forget leaves them running.
+func adoptUpgrade(t *testing.T, scheme string, extra []string, client *tls.Config, adoptFlags []string) {
 	cache := etcdReleases(t, "3.5.35", "3.6.16", "3.7.3")
 	t.Setenv("LADDER_HOME", t.TempDir())
 	h, _ := os.LookupEnv("LADDER_HOME")
@@ -155,8 +187,8 @@ func TestEtcdAdoptUpgrade(t *testing.T) {
 		t.Fatal(err)
 	}
 	b, _ := etcd.Cached(cache, "3.5.35")
-	ms := startByHand(t, b.Etcd)
-	c := etcdClient(t, ms)
+	ms := startByHand(t, b.Etcd, scheme, extra, client)
+	c := etcdClient(t, ms, client)
 	const keys = 1000
 	ctx := context.Background()
 	for i := range keys {
@@ -169,7 +201,15 @@ func TestEtcdAdoptUpgrade(t *testing.T) {
 	for _, m := range ms {
 		members = append(members, m.name+"="+m.clientURL())
 	}
-	args := []string{"cluster", "adopt", "--cluster", "kv", "--service", "etcd", "--members", strings.Join(members, ","), "-o", "json"}
+	args := []string{"cluster", "adopt", "--cluster", "kv", "--service", "etcd", "--members", strings.Join(members, ",")}
+	if len(adoptFlags) > 0 {
+		// Without the client certificate the members refuse ladder.
+		code, out, errOut := run(t, append(args, adoptFlags[:2]...)...)
+		if code == ExitOK || !strings.Contains(errOut, "--cert, --key") {
+			t.Errorf("adopt without a client certificate: exit %d\n%s\n%s", code, out, errOut)
+		}
+	}
+	args = append(append(args, adoptFlags...), "-o", "json")
 	code, out, errOut := run(t, args...)
 	if code != ExitOK {
 		t.Fatalf("adopt: exit %d\n%s\n%s", code, out, errOut)
@@ -202,7 +242,7 @@ func TestEtcdAdoptUpgrade(t *testing.T) {
 	if code != ExitOK {
 		t.Fatalf("upgrade: exit %d\n%s\n%s", code, out, errOut)
 	}
-	t.Logf("FIGURE adopted 3-member cluster, %d keys, 3.5.35 -> 3.6.16 -> 3.7.3: %.1fs", keys, time.Since(start).Seconds())
+	t.Logf("FIGURE adopted 3-member %s cluster, %d keys, 3.5.35 -> 3.6.16 -> 3.7.3: %.1fs", scheme, keys, time.Since(start).Seconds())
 
 	code, out, _ = run(t, "cluster", "status", "--cluster", "kv", "-o", "json")
 	var st upgrade.Status
@@ -249,4 +289,50 @@ func TestEtcdAdoptUpgrade(t *testing.T) {
 	if code, out, _ := run(t, "cluster", "list"); code != ExitOK || strings.Contains(out, "kv") {
 		t.Errorf("cluster list after forget:\n%s", out)
 	}
+}
+
+// newAdoptTLS writes a CA, a certificate the members use for clients and
+// peers (127.0.0.1), and ladder's client certificate into a folder, and
+// returns it with a client configuration for the test's own writes.
+func newAdoptTLS(t *testing.T) (string, *tls.Config) {
+	t.Helper()
+	dir := t.TempDir()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "adopt test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	write := func(name, typ string, der []byte, mode os.FileMode) {
+		if err := os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("ca.crt", "CERTIFICATE", caDER, 0o644)
+	leaf := func(name string, serial int64, usage ...x509.ExtKeyUsage) {
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: usage,
+			IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"}}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kder, _ := x509.MarshalECPrivateKey(key)
+		write(name+".crt", "CERTIFICATE", der, 0o644)
+		write(name+".key", "EC PRIVATE KEY", kder, 0o600)
+	}
+	leaf("member", 2, x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
+	leaf("ladder", 3, x509.ExtKeyUsageClientAuth)
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	pair, err := tls.LoadX509KeyPair(filepath.Join(dir, "ladder.crt"), filepath.Join(dir, "ladder.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
 }
