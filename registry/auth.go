@@ -213,7 +213,17 @@ func (a *authority) allowed(ctx context.Context, c caller, acc oci.Access) bool 
 				return true
 			}
 		}
-		return false
+		if acc.Action != "pull" {
+			return false
+		}
+		// Every role may pull every repository, so a pull the token does
+		// not name (the source of a cross-repository mount, which clients
+		// seldom ask a scope for) is the holder's to make.
+		if c.user == "" {
+			return a.currentSettings(ctx).AnonymousPull
+		}
+		role, err := a.roleOf(ctx, c.user)
+		return err == nil && slices.Contains(roleActions(role), "pull")
 	}
 	if c.user == "" {
 		return (acc.Action == "pull" || acc.Type == "registry") && a.currentSettings(ctx).AnonymousPull
