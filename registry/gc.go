@@ -102,9 +102,12 @@ func (s *Store) referencedBlobs(ctx context.Context) (map[string]bool, error) {
 }
 
 // dropBlob removes a blob's links to repositories (shrinking their sizes)
-// and its row, unless a manifest referencing it arrived meanwhile.
-func (s *Store) dropBlob(ctx context.Context, dgst string) error {
-	return s.update(ctx, func(ctx context.Context, t *txn) error {
+// and its row, unless a manifest referencing it arrived meanwhile. It
+// returns the links it removed.
+func (s *Store) dropBlob(ctx context.Context, dgst string) ([]linkRow, error) {
+	var dropped []linkRow
+	err := s.update(ctx, func(ctx context.Context, t *txn) error {
+		dropped = dropped[:0]
 		links, err := t.scan(ctx, prefixOf(TableBlobRepository))
 		if err != nil {
 			return err
@@ -133,6 +136,7 @@ func (s *Store) dropBlob(ctx context.Context, dgst string) error {
 				return err
 			}
 			t.del(TableBlobRepository, string(kv.Key))
+			dropped = append(dropped, l)
 			if found {
 				if err := t.putRepo(rkey, row, -l.Size); err != nil {
 					return err
@@ -146,6 +150,7 @@ func (s *Store) dropBlob(ctx context.Context, dgst string) error {
 		}
 		return nil
 	})
+	return dropped, err
 }
 
 var errReferenced = errors.New("still referenced")
@@ -207,7 +212,8 @@ func CollectGarbage(ctx context.Context, st *Store, blobDir string, o GCOptions)
 			rep.RemovedBytes += c.size
 			continue
 		}
-		if err := st.dropBlob(ctx, c.dgst); err != nil {
+		dropped, err := st.dropBlob(ctx, c.dgst)
+		if err != nil {
 			if errors.Is(err, errReferenced) {
 				rep.Referenced++
 				continue
@@ -215,8 +221,13 @@ func CollectGarbage(ctx context.Context, st *Store, blobDir string, o GCOptions)
 			return rep, fmt.Errorf("collect garbage: %w", err)
 		}
 		// Touched since the walk (a client found it and is about to use
-		// it): keep the file; its rows come back with the next link.
+		// it): keep the file and put its links back.
 		if fi, err := os.Stat(c.path); err != nil || fi.ModTime().After(cutoff) {
+			for _, l := range dropped {
+				if err := st.LinkBlob(ctx, l.Repo, l.Digest, l.Size); err != nil {
+					return rep, fmt.Errorf("collect garbage: relink blob %s: %w", c.dgst, err)
+				}
+			}
 			rep.Recent++
 			continue
 		}
