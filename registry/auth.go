@@ -422,6 +422,13 @@ func (a *authority) load(ctx context.Context, force bool) (keyRing, AuthSettings
 		ring, err = ensureKey(ctx, cli)
 	}
 	if err != nil {
+		// A store that does not answer for a moment (an election, a
+		// replica catching up) leaves the keys and settings as they were.
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if len(a.ring.Keys) > 0 {
+			return a.ring, a.settings, nil
+		}
 		return ring, set, err
 	}
 	a.mu.Lock()
