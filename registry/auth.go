@@ -380,9 +380,13 @@ func (a *authority) user(ctx context.Context, name string) (userRow, int64, erro
 	}
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	resp, err := cli.Get(ctx, authUserPrefix+name, clientv3.WithSerializable())
+	// A linearizable read: a user just removed or changed through another
+	// replica is so here too. Without quorum, what this member has.
+	resp, err := cli.Get(ctx, authUserPrefix+name)
 	if err != nil {
-		return row, 0, fmt.Errorf("read user %s: %w", name, err)
+		if resp, err = cli.Get(ctx, authUserPrefix+name, clientv3.WithSerializable()); err != nil {
+			return row, 0, fmt.Errorf("read user %s: %w", name, err)
+		}
 	}
 	if len(resp.Kvs) == 0 {
 		return row, 0, nil

@@ -64,7 +64,15 @@ func newUsersAddCmd(e *env) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "add NAME",
 		Short: "Add a user with a role",
-		Args:  exactArgs("NAME"),
+		Long: `Add creates a user who logs in to every replica of the cluster. The role
+says what the user may do: read-only (pull), read-write (pull and push) or
+admin (also delete, manage users, collect garbage). The password (at least
+8 characters) is asked twice on a terminal, or read from the first line of
+standard input with --password-stdin; it is stored as a bcrypt hash.`,
+		Example: `  ladder users add ci --role read-write
+  printf '%s\n' "$CI_PASSWORD" | ladder users add ci --role read-write --password-stdin
+  echo "$CI_PASSWORD" | docker login 127.0.0.1:PORT -u ci --password-stdin`,
+		Args: exactArgs("NAME"),
 		RunE: func(c *cobra.Command, args []string) error {
 			if err := registry.ValidateUser(args[0], role, ""); err != nil {
 				return usageErr("%v", err)
@@ -72,6 +80,9 @@ func newUsersAddCmd(e *env) *cobra.Command {
 			pw, err := readPassword(e, "password for "+args[0], pwFromStd, true)
 			if err != nil {
 				return err
+			}
+			if err := registry.ValidateUser(args[0], role, pw); err != nil {
+				return usageErr("%v", err)
 			}
 			var u registry.User
 			err = onReplica(e, cf.name, func(ac registry.AdminClient) error {
@@ -174,6 +185,9 @@ changed here.`,
 			pw, err := readPassword(e, "new password for "+args[0], pwFromStd, true)
 			if err != nil {
 				return err
+			}
+			if err := registry.ValidateUser(args[0], "", pw); err != nil {
+				return usageErr("%v", err)
 			}
 			var u registry.User
 			err = onReplica(e, cf.name, func(ac registry.AdminClient) (err error) {
