@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -101,41 +102,60 @@ func (s *Store) referencedBlobs(ctx context.Context) (map[string]bool, error) {
 	return refs, nil
 }
 
-// dropBlob removes a blob's links to repositories (shrinking their sizes)
-// and its row, unless a manifest referencing it arrived meanwhile. It
-// returns the links it removed.
-func (s *Store) dropBlob(ctx context.Context, dgst string) ([]linkRow, error) {
-	var dropped []linkRow
-	err := s.update(ctx, func(ctx context.Context, t *txn) error {
-		dropped = dropped[:0]
-		links, err := t.scan(ctx, prefixOf(TableBlobRepository))
+// linksByBlob returns the keys of every blob↔repository link, by blob.
+func (s *Store) linksByBlob(ctx context.Context) (map[string][]string, error) {
+	out := map[string][]string{}
+	err := s.view(ctx, func(ctx context.Context, t *txn) error {
+		kvs, err := t.scan(ctx, prefixOf(TableBlobRepository))
 		if err != nil {
 			return err
 		}
-		for _, kv := range links {
-			if !strings.HasSuffix(string(kv.Key), "@"+dgst) {
-				continue
+		for _, kv := range kvs {
+			k := string(kv.Key)
+			if i := strings.LastIndexByte(k, '@'); i > 0 {
+				out[k[i+1:]] = append(out[k[i+1:]], k)
 			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read blob links: %w", err)
+	}
+	return out, nil
+}
+
+// dropBlob removes a blob's links to repositories (shrinking their sizes)
+// and its row, unless a manifest referencing it arrived meanwhile. A link
+// made after linksByBlob read them came with a fresh upload or a mount,
+// both of which make the file too young to collect. It returns the links
+// it removed.
+func (s *Store) dropBlob(ctx context.Context, dgst string, linkKeys []string) ([]linkRow, error) {
+	var dropped []linkRow
+	err := s.update(ctx, func(ctx context.Context, t *txn) error {
+		dropped = dropped[:0]
+		for _, key := range linkKeys {
 			var l linkRow
-			if err := json.Unmarshal(kv.Value, &l); err != nil {
-				return fmt.Errorf("decode %s: %w", kv.Key, err)
+			ok, err := t.getJSON(ctx, key, &l)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				continue
 			}
 			rows, err := t.manifests(ctx, l.Repo)
 			if err != nil {
 				return err
 			}
 			for _, m := range rows {
-				for _, b := range m.Blobs {
-					if b == dgst {
-						return fmt.Errorf("blob %s: %w: manifest %s of %s references it", dgst, errReferenced, m.Digest, l.Repo)
-					}
+				if slices.Contains(m.Blobs, dgst) {
+					return fmt.Errorf("blob %s: %w: manifest %s of %s references it", dgst, errReferenced, m.Digest, l.Repo)
 				}
 			}
 			rkey, row, found, err := t.findRepo(ctx, l.Repo)
 			if err != nil {
 				return err
 			}
-			t.del(TableBlobRepository, string(kv.Key))
+			t.del(TableBlobRepository, key)
 			dropped = append(dropped, l)
 			if found {
 				if err := t.putRepo(rkey, row, -l.Size); err != nil {
@@ -203,6 +223,12 @@ func CollectGarbage(ctx context.Context, st *Store, blobDir string, o GCOptions)
 			return rep, fmt.Errorf("collect garbage: walk blobs: %w", err)
 		}
 	}
+	var links map[string][]string
+	if !o.DryRun && len(cands) > 0 {
+		if links, err = st.linksByBlob(ctx); err != nil {
+			return rep, fmt.Errorf("collect garbage: %w", err)
+		}
+	}
 	for _, c := range cands {
 		if err := ctx.Err(); err != nil {
 			return rep, err
@@ -212,7 +238,7 @@ func CollectGarbage(ctx context.Context, st *Store, blobDir string, o GCOptions)
 			rep.RemovedBytes += c.size
 			continue
 		}
-		dropped, err := st.dropBlob(ctx, c.dgst)
+		dropped, err := st.dropBlob(ctx, c.dgst, links[c.dgst])
 		if err != nil {
 			if errors.Is(err, errReferenced) {
 				rep.Referenced++
