@@ -47,6 +47,7 @@ func newClusterCreateCmd(e *env) *cobra.Command {
 		drv      string
 		build    string
 		timeout  time.Duration
+		svc      string
 	)
 	c := &cobra.Command{
 		Use:   "create",
@@ -55,15 +56,21 @@ func newClusterCreateCmd(e *env) *cobra.Command {
 each with a member of the replicated store, and returns when every replica
 is healthy and the store has settled.
 
-The admin password (user "admin": pushes, deletes, users, backups, and
-ladder's own calls) comes from --admin-password-file FILE or the first line
-of standard input with --admin-password-stdin; without either, one is
-generated. Either way it is kept in a file readable only by you, whose path
-is printed. A password is never taken on the command line.
+--service etcd starts etcd members instead, each named by its replica id,
+from the releases ladder builds and caches (ladder releases fetch etcd
+3.5.35); etcd needs no admin password.
 
-Anyone may pull without logging in unless --anonymous-pull=false (change it
-later with: ladder users anonymous-pull on|off).`,
+The registry's admin password (user "admin": pushes, deletes, users,
+backups, and ladder's own calls) comes from --admin-password-file FILE or
+the first line of standard input with --admin-password-stdin; without
+either, one is generated. Either way it is kept in a file readable only by
+you, whose path is printed. A password is never taken on the command line.
+
+Anyone may pull from the registry without logging in unless
+--anonymous-pull=false (change it later with: ladder users anonymous-pull
+on|off).`,
 		Example: `  ladder cluster create --version 2.1.4
+  ladder cluster create --cluster kv --service etcd --version 3.5.35
   ladder cluster create --cluster staging --version 3.0.1 --replicas 5`,
 		Args: exactArgs(),
 		RunE: func(c *cobra.Command, args []string) error {
@@ -75,8 +82,11 @@ later with: ladder users anonymous-pull on|off).`,
 			if err != nil {
 				return err
 			}
+			if !anonPull && svc != service.RegistryName {
+				return usageErr("--anonymous-pull is a setting of the registry, not of --service %s", svc)
+			}
 			d, err := newCluster(e, e.stdout, createOpts{cluster: cf.name, version: version, replicas: replicas,
-				password: pw, driver: drv, build: build, timeout: timeout})
+				password: pw, driver: drv, build: build, timeout: timeout, service: svc})
 			if err != nil || anonPull {
 				return err
 			}
@@ -86,11 +96,13 @@ later with: ladder users anonymous-pull on|off).`,
 	cf.register(c)
 	c.Flags().StringVar(&version, "version", "", "release to run (required; see: ladder catalog)")
 	c.Flags().IntVar(&replicas, "replicas", 3, "number of replicas")
+	c.Flags().StringVar(&svc, "service", service.RegistryName, "what the replicas run: registry (the reference registry) or etcd (a release built by: ladder releases fetch etcd VERSION)")
+	_ = c.RegisterFlagCompletionFunc("service", completeServices)
 	c.Flags().StringVar(&password, "admin-password", "", "refused: use --admin-password-file or --admin-password-stdin")
 	_ = c.Flags().MarkHidden("admin-password")
-	c.Flags().StringVar(&pwFile, "admin-password-file", "", "`FILE` holding the admin password (default: generated)")
-	c.Flags().BoolVar(&pwStdin, "admin-password-stdin", false, "read the admin password from the first line of standard input")
-	c.Flags().BoolVar(&anonPull, "anonymous-pull", true, "let anyone pull without logging in")
+	c.Flags().StringVar(&pwFile, "admin-password-file", "", "`FILE` holding the registry's admin password (default: generated)")
+	c.Flags().BoolVar(&pwStdin, "admin-password-stdin", false, "read the registry's admin password from the first line of standard input")
+	c.Flags().BoolVar(&anonPull, "anonymous-pull", true, "registry: let anyone pull without logging in")
 	c.Flags().StringVar(&drv, "driver", local.Name, "where replicas run: local or docker (images: ladder images build)")
 	_ = c.RegisterFlagCompletionFunc("driver", driverFlag)
 	_ = c.RegisterFlagCompletionFunc("version", versionFlag)
@@ -111,6 +123,8 @@ type createOpts struct {
 	// build is the docker driver's image build ("": the newest).
 	build   string
 	timeout time.Duration
+	// service names what the replicas run ("": the registry).
+	service string
 }
 
 // newCluster creates a cluster and waits until it has settled, printing
@@ -129,14 +143,24 @@ func newCluster(e *env, w io.Writer, o createOpts) (driver.Driver, error) {
 	if err != nil {
 		return nil, err
 	}
-	generated := o.password == ""
-	if generated {
-		o.password = home.GeneratePassword()
+	svc, err := newService(o.service)
+	if err != nil {
+		return nil, err
+	}
+	if svc.Name() == service.EtcdName && o.driver != local.Name {
+		return nil, usageErr("--service etcd runs on --driver local for now")
+	}
+	spec := driver.Spec{Cluster: o.cluster, Service: svc, Version: o.version, Replicas: o.replicas, Timeout: o.timeout}
+	generated := false
+	if svc.Name() == service.RegistryName {
+		generated = o.password == ""
+		if generated {
+			o.password = home.GeneratePassword()
+		}
+		spec.Secrets = map[string][]byte{service.AdminPasswordSecret: []byte(o.password + "\n")}
 	}
 	start := time.Now()
-	d, err := createCluster(e.ctx, e.stderr, o.driver, o.build, root, driver.Spec{Cluster: o.cluster, Service: service.Registry{},
-		Version: o.version, Replicas: o.replicas, Timeout: o.timeout,
-		Secrets: map[string][]byte{service.AdminPasswordSecret: []byte(o.password + "\n")}})
+	d, err := createCluster(e.ctx, e.stderr, o.driver, o.build, root, spec)
 	if err != nil {
 		var ee *exitError
 		if errors.Is(err, home.ErrClusterExists) || errors.Is(err, driver.ErrNoArtifact) ||
@@ -168,7 +192,9 @@ func newCluster(e *env, w io.Writer, o createOpts) (driver.Driver, error) {
 func waitSettled(ctx context.Context, d driver.Driver, timeout time.Duration) (upgrade.Status, error) {
 	opts := upgrade.DefaultOptions()
 	opts.MaxWait = timeout
-	return upgrade.WaitSettled(ctx, d, service.RegistryApp{Cluster: d.Cluster()}, opts, nil, nil)
+	app := observer(d)
+	defer closeApp(app)
+	return upgrade.WaitSettled(ctx, d, app, opts, nil, nil)
 }
 
 // unsettledReason says in one line why a status is not settled.
@@ -218,7 +244,11 @@ func printStatus(w io.Writer, st upgrade.Status) {
 	if !st.Store.Settled {
 		settled = "NOT settled: " + unsettledReason(st)
 	}
-	fmt.Fprintf(w, "cluster %s  version %s  schema %d  store %s\n\n", st.Cluster, st.Version, st.SchemaVersion, settled)
+	if st.ClusterVersion != "" {
+		fmt.Fprintf(w, "cluster %s  version %s  cluster version %s  store %s\n\n", st.Cluster, st.Version, st.ClusterVersion, settled)
+	} else {
+		fmt.Fprintf(w, "cluster %s  version %s  schema %d  store %s\n\n", st.Cluster, st.Version, st.SchemaVersion, settled)
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "REPLICA\tVERSION\tHEALTH\tUI\tROLE\tAPPLIED\tPID\tURL")
 	for _, r := range st.Replicas {

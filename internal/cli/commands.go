@@ -17,5 +17,6 @@ func commands(e *env) []*cobra.Command {
 		newRegistryCmd(e),
 		newUsersCmd(e),
 		newVersionCmd(e),
+		newReleasesCmd(e),
 	}
 }

@@ -77,7 +77,8 @@ password).`,
 				return err
 			}
 			var fails []registry.LoginFailure
-			if pw, err := rec.Secret(service.AdminPasswordSecret); err == nil {
+			isRegistry := rec.Service == service.RegistryName
+			if pw, err := rec.Secret(service.AdminPasswordSecret); err == nil && isRegistry {
 				fails = recentFailures(e.ctx, d.Replicas, pw, 10)
 			}
 			if e.json() {
@@ -89,8 +90,10 @@ password).`,
 			printStatus(e.stdout, st)
 			fmt.Fprintln(e.stdout)
 			printSummary(e.stdout, cf.name, sum)
-			fmt.Fprintln(e.stdout)
-			printFailures(e.stdout, fails)
+			if isRegistry {
+				fmt.Fprintln(e.stdout)
+				printFailures(e.stdout, fails)
+			}
 			return nil
 		},
 	}

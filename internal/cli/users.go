@@ -286,6 +286,9 @@ func onReplica(e *env, cluster string, f func(registry.AdminClient) error) error
 	if err != nil {
 		return err
 	}
+	if rec.Service != service.RegistryName {
+		return usageErr("cluster %s runs %s: users, keys and gc are the registry's", cluster, rec.Service)
+	}
 	pw, err := rec.Secret(service.AdminPasswordSecret)
 	if err != nil {
 		return withHint(ExitFailed, err, "register the cluster's admin password with: ladder cluster connect --admin-password-file FILE")
