@@ -79,6 +79,7 @@ func (r *Replica) routes() http.Handler {
 	mux.HandleFunc("DELETE /api/v1/upgrade/lock", r.handleUnlock)
 	mux.HandleFunc("POST /api/v1/upgrade/journal", r.handleAppend)
 	mux.HandleFunc("GET /{$}", r.handleUI)
+	r.authRoutes(mux)
 	mux.HandleFunc("/v2/", func(w http.ResponseWriter, req *http.Request) {
 		h := r.oci.Load()
 		if h == nil {
@@ -98,6 +99,7 @@ func (r *Replica) ociHandler(st *Store) http.Handler {
 		Meta:       st,
 		BlobDir:    r.cfg.BlobDir,
 		CheckAdmin: r.checkAdmin,
+		Authorizer: r.auth,
 		Logger:     r.log.With("component", "oci"),
 	})
 }
@@ -314,10 +316,7 @@ func (r *Replica) handleStats(w http.ResponseWriter, req *http.Request) {
 }
 
 func (r *Replica) handleBackup(w http.ResponseWriter, req *http.Request) {
-	user, pass, ok := req.BasicAuth()
-	if !ok || !r.checkAdmin(user, pass) {
-		w.Header().Set("WWW-Authenticate", `Basic realm="ladder-registry"`)
-		writeJSONResponse(w, http.StatusUnauthorized, map[string]string{"error": "admin credentials required"})
+	if !r.requireAdmin(w, req) {
 		return
 	}
 	cli := r.cli.Load()

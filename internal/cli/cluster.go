@@ -31,7 +31,7 @@ data, logs and pid files under $LADDER_HOME/clusters/NAME (default
 ~/.ladder). Every command takes --cluster NAME (default "default").`,
 	}
 	c.AddCommand(newClusterCreateCmd(e), newClusterConnectCmd(e), newClusterListCmd(e), newClusterStatusCmd(e), newRestartCmd(e, "ladder cluster restart"),
-		newClusterDestroyCmd(e), newClusterSeedCmd(e), newClusterAdoptCmd(e), newClusterForgetCmd(e))
+		newClusterDestroyCmd(e), newClusterSeedCmd(e), newRotateKeyCmd(e), newClusterAdoptCmd(e), newClusterForgetCmd(e))
 	return c
 }
 
@@ -41,6 +41,9 @@ func newClusterCreateCmd(e *env) *cobra.Command {
 		version  string
 		replicas int
 		password string
+		pwFile   string
+		pwStdin  bool
+		anonPull bool
 		drv      string
 		build    string
 		timeout  time.Duration
@@ -60,17 +63,38 @@ runs from an image built FROM scratch from its cached binary the first time
 it is needed, ladder-etcd:VERSION-BUILD, BUILD naming the binary. An etcd
 cluster ladder did not create is taken over with ladder cluster adopt.
 
-Without --admin-password a password is generated and written to a file
-readable only by you; its path is printed.`,
+The registry's admin password (user "admin": pushes, deletes, users,
+backups, and ladder's own calls) comes from --admin-password-file FILE or
+the first line of standard input with --admin-password-stdin; without
+either, one is generated. Either way it is kept in a file readable only by
+you, whose path is printed. A password is never taken on the command line.
+
+Anyone may pull from the registry without logging in unless
+--anonymous-pull=false (change it later with: ladder users anonymous-pull
+on|off).`,
 		Example: `  ladder cluster create --version 2.1.4
   ladder cluster create --cluster kv --service etcd --version 3.5.35
   ladder cluster create --cluster kv --service etcd --driver docker --version 3.5.35
   ladder cluster create --cluster staging --version 3.0.1 --replicas 5`,
 		Args: exactArgs(),
 		RunE: func(c *cobra.Command, args []string) error {
-			_, err := newCluster(e, e.stdout, createOpts{cluster: cf.name, version: version, replicas: replicas,
-				password: password, driver: drv, build: build, timeout: timeout, service: svc})
-			return err
+			if c.Flags().Changed("admin-password") {
+				return usageErr("--admin-password is not accepted: a password on the command line is seen by every user of this machine; " +
+					"use --admin-password-file FILE, or pipe it with --admin-password-stdin")
+			}
+			pw, err := adminPasswordFrom(e, pwFile, pwStdin)
+			if err != nil {
+				return err
+			}
+			if !anonPull && svc != service.RegistryName {
+				return usageErr("--anonymous-pull is a setting of the registry, not of --service %s", svc)
+			}
+			d, err := newCluster(e, e.stdout, createOpts{cluster: cf.name, version: version, replicas: replicas,
+				password: pw, driver: drv, build: build, timeout: timeout, service: svc})
+			if err != nil || anonPull {
+				return err
+			}
+			return setAnonymousPull(e, d, cf.name, false)
 		},
 	}
 	cf.register(c)
@@ -78,7 +102,11 @@ readable only by you; its path is printed.`,
 	c.Flags().IntVar(&replicas, "replicas", 3, "number of replicas")
 	c.Flags().StringVar(&svc, "service", service.RegistryName, "what the replicas run: registry (the reference registry) or etcd (a release built by: ladder releases fetch etcd VERSION)")
 	_ = c.RegisterFlagCompletionFunc("service", completeServices)
-	c.Flags().StringVar(&password, "admin-password", "", "admin password (default: generated)")
+	c.Flags().StringVar(&password, "admin-password", "", "refused: use --admin-password-file or --admin-password-stdin")
+	_ = c.Flags().MarkHidden("admin-password")
+	c.Flags().StringVar(&pwFile, "admin-password-file", "", "`FILE` holding the registry's admin password (default: generated)")
+	c.Flags().BoolVar(&pwStdin, "admin-password-stdin", false, "read the registry's admin password from the first line of standard input")
+	c.Flags().BoolVar(&anonPull, "anonymous-pull", true, "registry: let anyone pull without logging in")
 	c.Flags().StringVar(&drv, "driver", local.Name, "where replicas run: local or docker (images: ladder images build)")
 	_ = c.RegisterFlagCompletionFunc("driver", driverFlag)
 	_ = c.RegisterFlagCompletionFunc("version", versionFlag)

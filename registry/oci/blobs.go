@@ -45,6 +45,7 @@ func (h *handler) getBlob(w http.ResponseWriter, r *http.Request, name, ref stri
 	hdr.Set("Content-Type", "application/octet-stream")
 	hdr.Set("ETag", `"`+d.String()+`"`)
 	hdr.Set("Cache-Control", "max-age=31536000")
+	touch(h.blobs.path(d), fi.ModTime())
 	if r.Method == http.MethodHead {
 		hdr.Set("Content-Length", strconv.FormatInt(fi.Size(), 10))
 		hdr.Set("Accept-Ranges", "bytes")
@@ -69,6 +70,18 @@ func (h *handler) deleteBlob(w http.ResponseWriter, r *http.Request, name, ref s
 		writeError(w, r, errUnsupported)
 		return
 	}
+	if br, ok := h.meta.(BlobReferencer); ok {
+		by, err := br.BlobReferenced(r.Context(), name, d.String())
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		if by != "" {
+			writeError(w, r, newError(http.StatusConflict, codeDenied,
+				"blob is referenced by a manifest: delete the manifest first").with(map[string]string{"digest": d.String(), "manifest": by}))
+			return
+		}
+	}
 	if err := u.UnlinkBlob(r.Context(), name, d.String()); err != nil {
 		if errors.Is(err, ErrNotFound) {
 			writeError(w, r, errBlobUnknown.with(map[string]string{"digest": d.String()}))
@@ -80,4 +93,16 @@ func (h *handler) deleteBlob(w http.ResponseWriter, r *http.Request, name, ref s
 	h.emit(Event{Action: "delete", Kind: "blob", Repo: name, Digest: d.String()})
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusAccepted)
+}
+
+// touchAfter is how old a blob's time may grow before a client's use of it
+// (HEAD, GET, mount) brings it up to date: the garbage collector keeps
+// blobs used lately, as a push that found a blob there is about to
+// reference it.
+const touchAfter = 10 * time.Minute
+
+func touch(path string, mod time.Time) {
+	if now := time.Now(); now.Sub(mod) > touchAfter {
+		_ = os.Chtimes(path, now, now)
+	}
 }
