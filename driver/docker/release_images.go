@@ -55,6 +55,9 @@ func (d *Driver) ImageOf(ctx context.Context, version string) (string, error) {
 func (d *Driver) DataDir(ctx context.Context, id string) (string, bool) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
+	if d.adopted != nil {
+		return d.adoptedDataDir(ctx, id)
+	}
 	res, err := d.cli.VolumeInspect(ctx, d.dataVolume(id), client.VolumeInspectOptions{})
 	if err != nil || res.Volume.Mountpoint == "" {
 		return "", false

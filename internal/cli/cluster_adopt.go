@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ladder-dev/ladder/driver"
+	"github.com/ladder-dev/ladder/driver/docker"
 	"github.com/ladder-dev/ladder/driver/local"
 	"github.com/ladder-dev/ladder/internal/home"
 	"github.com/ladder-dev/ladder/service"
@@ -79,7 +80,8 @@ stay).`,
 	o.cf.register(c)
 	c.Flags().StringVar(&o.service, "service", "", "what the members run: etcd (required)")
 	_ = c.RegisterFlagCompletionFunc("service", completeServices)
-	c.Flags().StringVar(&o.driver, "driver", local.Name, "where the members run: local (processes on this machine)")
+	c.Flags().StringVar(&o.driver, "driver", local.Name, "where the members run: local (processes on this machine) or docker (containers)")
+	c.Flags().StringVar(&o.containers, "containers", "", "docker: the members' containers, as `NAME,...`")
 	c.Flags().StringVar(&o.members, "members", "", "every member, as `NAME=CLIENT_URL,...` (required)")
 	c.Flags().StringVar(&o.dataDirs, "data-dirs", "", "members' data folders, as `NAME=DIR,...` (default: read from each member's process)")
 	c.Flags().StringVar(&o.tls.CA, "ca", "", "`FILE` of the CA certificates that signed TLS members' certificates (default: the system's)")
@@ -96,8 +98,10 @@ type adoptOpts struct {
 	driver   string
 	members  string
 	dataDirs string
-	tls      etcd.ClientTLS
-	timeout  time.Duration
+	// containers names the members' containers (docker).
+	containers string
+	tls        etcd.ClientTLS
+	timeout    time.Duration
 }
 
 // namedValue is one NAME=VALUE of a list flag.
@@ -166,8 +170,29 @@ func adoptCluster(e *env, o adoptOpts) error {
 	default:
 		return usageErr("unknown --service %q for adopt: ladder adopts etcd clusters (--service etcd); it creates the reference registry's with ladder cluster create", o.service)
 	}
-	if o.driver != local.Name {
-		return usageErr("--driver %s: ladder adopts etcd members running as local processes (--driver local) for now", o.driver)
+	switch o.driver {
+	case local.Name:
+	case docker.Name:
+		if err := home.ValidateName(o.cf.name); err != nil {
+			return usageErr("%w", err)
+		}
+		root, err := home.Dir()
+		if err != nil {
+			return err
+		}
+		if err := home.CheckNew(root, o.cf.name); err != nil {
+			return withCode(ExitUsage, err)
+		}
+		svc, err := newService(o.service)
+		if err != nil {
+			return err
+		}
+		return adoptDocker(e, o, root, svc)
+	default:
+		return usageErr("unknown --driver %q: use local (processes on this machine) or docker (containers, with --containers)", o.driver)
+	}
+	if o.containers != "" {
+		return usageErr("--containers names docker containers: it goes with --driver docker")
 	}
 	if o.members == "" {
 		return usageErr("--members is required: every member of the cluster as NAME=CLIENT_URL, e.g. --members infra1=http://127.0.0.1:2379,infra2=http://127.0.0.1:22379")
@@ -398,11 +423,11 @@ went to the cluster folder, is no longer kept.`,
 					// Connected: the cluster's folder belongs to another home.
 					return os.RemoveAll(home.ClusterDir(root, cf.name))
 				}
-				ld, ok := d.(*local.Driver)
+				f, ok := d.(interface{ Forget() error })
 				if !ok || !rec.Adopted {
 					return withCode(ExitUsage, fmt.Errorf("forget cluster %s: ladder created it and keeps its data: delete it with: ladder cluster destroy --cluster %s", cf.name, cf.name))
 				}
-				if err := ld.Forget(); err != nil {
+				if err := f.Forget(); err != nil {
 					if errors.Is(err, local.ErrOwnsData) {
 						return withCode(ExitUsage, err)
 					}

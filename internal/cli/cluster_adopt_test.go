@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/ladder-dev/ladder/driver/docker"
 )
 
 // closedPort returns a loopback port nothing listens on.
@@ -31,7 +33,11 @@ func TestAdoptRefusals(t *testing.T) {
 	}{
 		{"no service", []string{"--members", "a=" + dead}, ExitUsage, []string{"--service is required", "--service etcd"}},
 		{"registry", []string{"--service", "registry", "--members", "a=" + dead}, ExitUsage, []string{"ladder adopts etcd clusters"}},
-		{"docker", []string{"--service", "etcd", "--driver", "docker", "--members", "a=" + dead}, ExitUsage, []string{"--driver local"}},
+		{"docker without containers", []string{"--service", "etcd", "--driver", "docker", "--members", "a=" + dead}, ExitUsage,
+			[]string{"--containers is required with --driver docker"}},
+		{"containers without docker", []string{"--service", "etcd", "--containers", "etcd1"}, ExitUsage,
+			[]string{"--containers names docker containers: it goes with --driver docker"}},
+		{"unknown driver", []string{"--service", "etcd", "--driver", "swarm", "--members", "a=" + dead}, ExitUsage, []string{`unknown --driver "swarm"`}},
 		{"no members", []string{"--service", "etcd"}, ExitUsage, []string{"--members is required", "NAME=CLIENT_URL"}},
 		{"no equals", []string{"--service", "etcd", "--members", "http://127.0.0.1:2379"}, ExitUsage,
 			[]string{`invalid --members entry "http://127.0.0.1:2379"`, "NAME=CLIENT_URL"}},
@@ -87,5 +93,47 @@ func TestForgetUnknownCluster(t *testing.T) {
 	code, _, errOut := run(t, "cluster", "forget", "--cluster", "nope")
 	if code != ExitUsage || !strings.Contains(errOut, `no such cluster "nope"`) {
 		t.Errorf("exit %d, stderr:\n%s", code, errOut)
+	}
+}
+
+// TestPublishedClientPort: the host port an adopted container's etcd
+// client port is reached at, or why there is none.
+func TestPublishedClientPort(t *testing.T) {
+	tests := []struct {
+		name   string
+		ports  map[string][]string
+		listen string
+		want   int
+		err    string
+	}{
+		{"default port on loopback", map[string][]string{"2379/tcp": {"127.0.0.1:32768"}}, "", 32768, ""},
+		{"all interfaces", map[string][]string{"2379/tcp": {"0.0.0.0:2379"}}, "http://0.0.0.0:2379", 2379, ""},
+		{"other port", map[string][]string{"4001/tcp": {"127.0.0.1:4001"}}, "http://0.0.0.0:4001,http://0.0.0.0:2379", 4001, ""},
+		{"only on another address", map[string][]string{"2379/tcp": {"10.0.0.5:2379"}}, "", 0, "not published on this machine's loopback"},
+		{"not published", nil, "", 0, "-p 127.0.0.1::2379"},
+		{"no port in URL", nil, "http://0.0.0.0", 0, "has no port"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := publishedClientPort(docker.Container{Ports: tc.ports}, tc.listen)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err = %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("= %d, %v; want %d", got, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestOnMount(t *testing.T) {
+	c := docker.Container{Mounts: []string{"/var/lib/etcd", "/certs"}}
+	for path, want := range map[string]bool{"/var/lib/etcd": true, "/var/lib/etcd/m1": true, "/var/lib/etcdx": false, "/default.etcd": false} {
+		if got := c.OnMount(path); got != want {
+			t.Errorf("OnMount(%s) = %v, want %v", path, got, want)
+		}
 	}
 }
