@@ -59,12 +59,23 @@ Members that serve their clients over TLS (https:// URLs) are reached with
 if they ask for client certificates (--client-cert-auth), --cert and --key.
 ladder keeps the paths of these files, not copies: keep them in place.
 
+--driver docker --containers NAME,... adopts members running in containers
+on the engine DOCKER_HOST names, by container name. Each member's name,
+data folder and client port come from its container: its process must be
+etcd itself, its data folder on a volume or bind mount, its client port
+published on this machine (-p 127.0.0.1::2379 is enough). Nothing is
+restarted. Upgrading a member replaces its container by one of the same
+name and configuration (command line, environment, mounts, networks and
+aliases, host name, published ports, the engine-chosen one kept) running
+ladder's image of the release (ladder-etcd:VERSION-BUILD, built from the
+fetched binary). Docker members serving TLS are not adopted yet.
+
 The releases the members run, and those to upgrade to, must be built first
 (ladder releases fetch etcd VERSION).
 
 To stop managing the cluster without touching its members: ladder cluster
-forget. ladder cluster destroy stops the members too (their data folders
-stay).`,
+forget. ladder cluster destroy stops the members too (their data folders,
+volumes and networks stay).`,
 		Example: `  ladder cluster adopt --cluster kv --service etcd \
       --members infra1=http://127.0.0.1:2379,infra2=http://127.0.0.1:22379,infra3=http://127.0.0.1:32379
   ladder cluster adopt --cluster kv --service etcd \
@@ -72,6 +83,7 @@ stay).`,
       --data-dirs infra1=/var/lib/etcd/infra1,infra2=/var/lib/etcd/infra2,infra3=/var/lib/etcd/infra3
   ladder cluster adopt --cluster kv --service etcd --members infra1=https://127.0.0.1:2379,... \
       --ca /etc/etcd/ca.crt --cert /etc/etcd/ladder.crt --key /etc/etcd/ladder.key
+  ladder cluster adopt --cluster kv --service etcd --driver docker --containers etcd1,etcd2,etcd3
   ladder upgrade --cluster kv --to 3.7.3 --dry-run
   ladder upgrade --cluster kv --to 3.7.3 --yes`,
 		Args: exactArgs(),
