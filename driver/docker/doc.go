@@ -26,6 +26,13 @@
 // for the cluster's life (a replaced or restarted replica keeps its URL);
 // the other ports stay on the private network.
 //
+// An adopted cluster (Adopt: containers ladder did not create) keeps its
+// containers' names, networks, volumes and ports; the cluster folder's
+// docker-adopted.json names each replica's container, and a replaced
+// member's new container is labelled ladder.adopted-by=NAME, never
+// ladder.cluster, so that no removal by label ever takes what ladder did
+// not create. See adopt.go.
+//
 // On this machine the cluster folder, $LADDER_HOME/clusters/NAME, holds only
 // cluster.json (the record) and the cluster's secrets (0600 files), which
 // are copied into each container under /run/ladder when it is created.
