@@ -317,6 +317,10 @@ func adoptCluster(e *env, o adoptOpts) error {
 			return withHint(ExitUsage, fmt.Errorf("adopt cluster %s: member %s answers at %s, but %w", o.cf.name, m.name, m.value, err),
 				"the local driver adopts members running on this machine as your user")
 		}
+		if len(proc.Args) == 0 || !strings.HasPrefix(filepath.Base(proc.Args[0]), "etcd") {
+			return usageErr("adopt cluster %s: member %s: the process listening at %s (pid %d) runs %q, not etcd itself: ladder adopts etcd processes (not a wrapper or a proxy)",
+				o.cf.name, m.name, m.value, proc.PID, strings.Join(proc.Args[:min(1, len(proc.Args))], ""))
+		}
 		flags := etcd.ParseFlags(proc.Args[1:], proc.Env)
 		config := "command line"
 		if cf := flags["config-file"]; cf != "" {
