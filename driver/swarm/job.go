@@ -51,8 +51,17 @@ func (d *Driver) RunJob(ctx context.Context, version string, job driver.Job) ([]
 		return nil, fmt.Errorf("run job %s of release %s: create service: %w", job.Name, v, err)
 	}
 	defer func() {
-		if _, err := d.cli.ServiceRemove(context.WithoutCancel(ctx), created.ID, client.ServiceRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
+		ctx := context.WithoutCancel(ctx)
+		if _, err := d.cli.ServiceRemove(ctx, created.ID, client.ServiceRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
 			d.opts.Logger.Warn("remove job service", "job", job.Name, "service", name, "err", err)
+		}
+		// The engine leaves a finished job's container behind.
+		cs, err := d.cli.ContainerList(ctx, client.ContainerListOptions{All: true,
+			Filters: make(client.Filters).Add("label", "com.docker.swarm.service.id="+created.ID)})
+		if err == nil {
+			for _, c := range cs.Items {
+				_, _ = d.cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true})
+			}
 		}
 	}()
 	var done swarm.Task

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/client"
 
@@ -252,13 +253,20 @@ func (d *Driver) serviceLogs(ctx context.Context, service, tail string) ([]byte,
 }
 
 // waitNoContainers waits until no container of the cluster is left on
-// this node.
+// this node, once its services are removed. The engine removes the
+// containers of a removed service on its own, but not always those of a
+// finished job: a container that has exited is removed here.
 func (d *Driver) waitNoContainers(ctx context.Context) error {
 	f := make(client.Filters).Add("label", LabelCluster+"="+d.name)
 	err := poll.For(ctx, time.Minute, 250*time.Millisecond, func() (bool, error) {
 		cs, err := d.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
 		if err != nil {
 			return false, fmt.Errorf("list containers of cluster %s: %w", d.name, err)
+		}
+		for _, c := range cs.Items {
+			if c.State == container.StateExited || c.State == container.StateCreated || c.State == container.StateDead {
+				_, _ = d.cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true})
+			}
 		}
 		return len(cs.Items) == 0, nil
 	})

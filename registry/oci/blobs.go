@@ -25,17 +25,11 @@ func (h *handler) getBlob(w http.ResponseWriter, r *http.Request, name, ref stri
 		writeError(w, r, errBlobUnknown.with(map[string]string{"digest": d.String()}))
 		return
 	}
-	f, err := os.Open(h.blobs.path(d))
+	size, err := h.blobs.stat(r.Context(), d)
 	if errors.Is(err, os.ErrNotExist) {
 		writeError(w, r, errBlobUnknown.with(map[string]string{"digest": d.String()}))
 		return
 	}
-	if err != nil {
-		h.fail(w, r, fmt.Errorf("open blob: %w", err))
-		return
-	}
-	defer f.Close()
-	fi, err := f.Stat()
 	if err != nil {
 		h.fail(w, r, fmt.Errorf("stat blob: %w", err))
 		return
@@ -46,11 +40,21 @@ func (h *handler) getBlob(w http.ResponseWriter, r *http.Request, name, ref stri
 	hdr.Set("ETag", `"`+d.String()+`"`)
 	hdr.Set("Cache-Control", "max-age=31536000")
 	if r.Method == http.MethodHead {
-		hdr.Set("Content-Length", strconv.FormatInt(fi.Size(), 10))
+		hdr.Set("Content-Length", strconv.FormatInt(size, 10))
 		hdr.Set("Accept-Ranges", "bytes")
 		w.WriteHeader(http.StatusOK)
 		return
 	}
+	f, err := h.blobs.open(r.Context(), d)
+	if errors.Is(err, os.ErrNotExist) {
+		writeError(w, r, errBlobUnknown.with(map[string]string{"digest": d.String()}))
+		return
+	}
+	if err != nil {
+		h.fail(w, r, fmt.Errorf("open blob: %w", err))
+		return
+	}
+	defer f.Close()
 	// The content never changes, so no modification time: ServeContent then
 	// answers Range requests and skips the If-Modified-Since dance.
 	http.ServeContent(w, r, "", time.Time{}, f)

@@ -3,6 +3,7 @@ package oci
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -29,6 +30,9 @@ type Options struct {
 	// blobs at <BlobDir>/<algorithm>/<first two hex>/<hex>, uploads in
 	// progress at <BlobDir>/uploads/<id>. Required.
 	BlobDir string
+	// Blobs, if set, keeps finished blobs instead of BlobDir (an S3
+	// bucket); uploads in progress stay in BlobDir.
+	Blobs BlobStore
 	// CheckAdmin reports whether basic-auth credentials may push and delete.
 	// Nil refuses every push and delete. Pulls are anonymous.
 	CheckAdmin func(user, pass string) bool
@@ -76,7 +80,7 @@ type handler struct {
 func NewHandler(opts Options) http.Handler {
 	h := &handler{
 		meta:        opts.Meta,
-		blobs:       &blobStore{dir: opts.BlobDir},
+		blobs:       &blobStore{dir: opts.BlobDir, remote: opts.Blobs},
 		checkAdmin:  opts.CheckAdmin,
 		maxManifest: opts.MaxManifestBytes,
 		maxBlob:     opts.MaxBlobBytes,
@@ -300,8 +304,12 @@ func (h *handler) emit(e Event) {
 	}
 }
 
-// blobStore is the content-addressed blob folder.
-type blobStore struct{ dir string }
+// blobStore is the content-addressed blob folder, or, with remote set,
+// the folder of uploads in progress beside the store of finished blobs.
+type blobStore struct {
+	dir    string
+	remote BlobStore
+}
 
 func (s *blobStore) path(d v1.Hash) string {
 	return filepath.Join(s.dir, d.Algorithm, d.Hex[:2], d.Hex)
@@ -312,10 +320,30 @@ func (s *blobStore) uploadPath(id string) string {
 }
 
 // stat returns the blob's size, or an error wrapping os.ErrNotExist.
-func (s *blobStore) stat(d v1.Hash) (int64, error) {
+func (s *blobStore) stat(ctx context.Context, d v1.Hash) (int64, error) {
+	if s.remote != nil {
+		n, err := s.remote.Stat(ctx, d.String())
+		if errors.Is(err, ErrBlobNotFound) {
+			return 0, fmt.Errorf("%w: %w", os.ErrNotExist, err)
+		}
+		return n, err
+	}
 	fi, err := os.Stat(s.path(d))
 	if err != nil {
 		return 0, err
 	}
 	return fi.Size(), nil
+}
+
+// open opens the blob for reading and seeking, or returns an error
+// wrapping os.ErrNotExist.
+func (s *blobStore) open(ctx context.Context, d v1.Hash) (io.ReadSeekCloser, error) {
+	if s.remote != nil {
+		rc, err := s.remote.Open(ctx, d.String())
+		if errors.Is(err, ErrBlobNotFound) {
+			return nil, fmt.Errorf("%w: %w", os.ErrNotExist, err)
+		}
+		return rc, err
+	}
+	return os.Open(s.path(d))
 }
