@@ -323,4 +323,3 @@ func TestParseS3URL(t *testing.T) {
 		})
 	}
 }
-
