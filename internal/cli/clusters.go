@@ -12,6 +12,7 @@ import (
 	"github.com/ladder-dev/ladder/driver"
 	"github.com/ladder-dev/ladder/driver/docker"
 	"github.com/ladder-dev/ladder/driver/local"
+	"github.com/ladder-dev/ladder/driver/swarm"
 	"github.com/ladder-dev/ladder/internal/home"
 	"github.com/ladder-dev/ladder/service"
 	"github.com/ladder-dev/ladder/upgrade"
@@ -52,6 +53,9 @@ func openCluster(name string) (driver.Driver, home.Record, error) {
 	case docker.Name:
 		d, err := docker.Open(name, svc, docker.Options{Home: root})
 		return d, rec, err
+	case swarm.Name:
+		d, err := swarm.Open(context.Background(), name, svc, swarm.Options{Home: root})
+		return d, rec, err
 	}
 	return nil, rec, fmt.Errorf("open cluster %s: unknown driver %q in its record", name, rec.Driver)
 }
@@ -60,7 +64,7 @@ func openCluster(name string) (driver.Driver, home.Record, error) {
 func serviceOf(rec home.Record) (driver.Service, error) {
 	switch rec.Service {
 	case service.RegistryName:
-		return service.Registry{}, nil
+		return service.Registry{BlobStore: rec.BlobStore}, nil
 	}
 	return nil, fmt.Errorf("open cluster %s: unknown service %q in its record (recreate the cluster with this ladder)", rec.Name, rec.Service)
 }
