@@ -157,14 +157,9 @@ var _ oci.BlobStore = (*S3BlobStore)(nil)
 // NewS3BlobStore connects to the bucket at loc with keys. It checks that
 // the bucket exists.
 func NewS3BlobStore(ctx context.Context, loc S3Location, keys S3Keys) (*S3BlobStore, error) {
-	c, err := minio.New(loc.Endpoint, &minio.Options{
-		Creds:        credentials.NewStaticV4(keys.AccessKeyID, keys.SecretAccessKey, ""),
-		Secure:       loc.Secure,
-		Region:       loc.Region,
-		BucketLookup: minio.BucketLookupPath,
-	})
+	c, err := s3Client(loc, keys)
 	if err != nil {
-		return nil, fmt.Errorf("connect to blob store %s: %w", loc, err)
+		return nil, err
 	}
 	ok, err := c.BucketExists(ctx, loc.Bucket)
 	if err != nil {
@@ -271,4 +266,71 @@ func (s *S3BlobStore) Walk(ctx context.Context, fn func(digest string, size int6
 		}
 	}
 	return nil
+}
+
+// s3Client connects to the service at loc with keys.
+func s3Client(loc S3Location, keys S3Keys) (*minio.Client, error) {
+	c, err := minio.New(loc.Endpoint, &minio.Options{
+		Creds:        credentials.NewStaticV4(keys.AccessKeyID, keys.SecretAccessKey, ""),
+		Secure:       loc.Secure,
+		Region:       loc.Region,
+		BucketLookup: minio.BucketLookupPath,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connect to blob store %s: %w", loc, err)
+	}
+	return c, nil
+}
+
+// EnsureBucket checks that loc's bucket exists and, with create, creates
+// it when it does not. It reports whether it created the bucket.
+func EnsureBucket(ctx context.Context, loc S3Location, keys S3Keys, create bool) (bool, error) {
+	c, err := s3Client(loc, keys)
+	if err != nil {
+		return false, err
+	}
+	ok, err := c.BucketExists(ctx, loc.Bucket)
+	if err != nil {
+		return false, fmt.Errorf("check bucket %s at %s: %w", loc.Bucket, loc.Endpoint, err)
+	}
+	if ok {
+		return false, nil
+	}
+	if !create {
+		return false, fmt.Errorf("%w: bucket %s does not exist at %s: create it, or let ladder create it (and remove it with the cluster) with --create-bucket",
+			ErrInvalid, loc.Bucket, loc.Endpoint)
+	}
+	if err := c.MakeBucket(ctx, loc.Bucket, minio.MakeBucketOptions{Region: loc.Region}); err != nil {
+		return false, fmt.Errorf("create bucket %s at %s: %w", loc.Bucket, loc.Endpoint, err)
+	}
+	return true, nil
+}
+
+// RemoveBucket deletes every object of loc's bucket, then the bucket. A
+// bucket already gone is not an error.
+func RemoveBucket(ctx context.Context, loc S3Location, keys S3Keys) error {
+	c, err := s3Client(loc, keys)
+	if err != nil {
+		return err
+	}
+	if ok, err := c.BucketExists(ctx, loc.Bucket); err != nil {
+		return fmt.Errorf("check bucket %s: %w", loc.Bucket, err)
+	} else if !ok {
+		return nil
+	}
+	objs := c.ListObjects(ctx, loc.Bucket, minio.ListObjectsOptions{Recursive: true})
+	for res := range c.RemoveObjects(ctx, loc.Bucket, objs, minio.RemoveObjectsOptions{}) {
+		if res.Err != nil {
+			return fmt.Errorf("empty bucket %s: remove %s: %w", loc.Bucket, res.ObjectName, res.Err)
+		}
+	}
+	if err := c.RemoveBucket(ctx, loc.Bucket); err != nil {
+		return fmt.Errorf("remove bucket %s: %w", loc.Bucket, err)
+	}
+	return nil
+}
+
+// Format is keys as a credentials file (S3Credentials reads it back).
+func (k S3Keys) Format() []byte {
+	return []byte("AWS_ACCESS_KEY_ID=" + k.AccessKeyID + "\nAWS_SECRET_ACCESS_KEY=" + k.SecretAccessKey + "\n")
 }

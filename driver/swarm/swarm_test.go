@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/client"
 
@@ -29,6 +30,11 @@ var (
 	swarmStarted bool
 )
 
+// gwbridgeBefore records that the engine had its docker_gwbridge network
+// before this test process made it a swarm: swarm init creates it and
+// leaving does not remove it, so the tests remove it when they made it.
+var gwbridgeBefore bool
+
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if swarmStarted {
@@ -47,8 +53,16 @@ func leaveSwarm() error {
 		return err
 	}
 	defer cli.Close()
-	_, err = cli.SwarmLeave(context.Background(), client.SwarmLeaveOptions{Force: true})
-	return err
+	ctx := context.Background()
+	if _, err := cli.SwarmLeave(ctx, client.SwarmLeaveOptions{Force: true}); err != nil {
+		return err
+	}
+	if !gwbridgeBefore {
+		if _, err := cli.NetworkRemove(ctx, "docker_gwbridge", client.NetworkRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
+			return fmt.Errorf("remove docker_gwbridge, made by swarm init: %w", err)
+		}
+	}
+	return nil
 }
 
 // engine returns a client of a swarm manager: the engine the environment
@@ -85,6 +99,8 @@ func engine(t *testing.T) *client.Client {
 			swarmErr = fmt.Errorf("the engine's swarm state is %q", info.Info.Swarm.LocalNodeState)
 			return
 		}
+		_, err = cli.NetworkInspect(ctx, "docker_gwbridge", client.NetworkInspectOptions{})
+		gwbridgeBefore = err == nil
 		if _, err := cli.SwarmInit(ctx, client.SwarmInitOptions{ListenAddr: "127.0.0.1:2377", AdvertiseAddr: "127.0.0.1"}); err != nil {
 			swarmErr = fmt.Errorf("docker swarm init: %w", err)
 			return

@@ -29,6 +29,7 @@ func newDemoCmd(e *env) *cobra.Command {
 		noFault  bool
 		stall    time.Duration
 		drv      string
+		blobs    blobFlags
 	)
 	c := &cobra.Command{
 		Use:   "demo",
@@ -83,7 +84,7 @@ with: ladder status --cluster demo, or open a replica's URL in a browser);
 				return usageErr("unknown --driver %q: use %s, %s or %s", drv, local.Name, docker.Name, swarm.Name)
 			}
 			d := &demo{env: e, cluster: cf.name, plan: p, replicas: replicas, repos: repos,
-				fault: !noFault, stallAfter: stall, json: e.json(), driverName: drv}
+				fault: !noFault, stallAfter: stall, json: e.json(), driverName: drv, blobs: blobs}
 			return d.run(keep)
 		},
 	}
@@ -98,6 +99,7 @@ with: ladder status --cluster demo, or open a replica's URL in a browser);
 	c.Flags().DurationVar(&stall, "stall-after", 5*time.Second, "no progress for this long is a stall")
 	c.Flags().StringVar(&drv, "driver", local.Name, "where replicas run: local (processes), docker (containers) or swarm (services of the swarm this engine manages); images are built first")
 	_ = c.RegisterFlagCompletionFunc("driver", driverFlag)
+	blobs.register(c)
 	_ = c.RegisterFlagCompletionFunc("from", versionFlag)
 	_ = c.RegisterFlagCompletionFunc("to", versionFlag)
 	return c
@@ -113,6 +115,7 @@ type demo struct {
 	stallAfter time.Duration
 	json       bool
 	driverName string
+	blobs      blobFlags
 
 	drv      driver.Driver
 	build    string // docker: the image build the cluster runs
@@ -157,10 +160,23 @@ func (d *demo) run(keep bool) (err error) {
 		return err
 	}
 	if !keep {
+		_, rec, err := openCluster(d.cluster)
+		if err != nil {
+			return err
+		}
+		removeBucket, err := bucketToRemove(rec)
+		if err != nil {
+			return err
+		}
 		defer func() {
 			d.say("cleaning up: destroying cluster %s (--keep leaves it running)", d.cluster)
 			if derr := d.drv.Destroy(context.WithoutCancel(ctx)); derr != nil {
 				err = errors.Join(err, derr)
+			}
+			if removeBucket != nil {
+				if derr := removeBucket(context.WithoutCancel(ctx)); derr != nil {
+					err = errors.Join(err, derr)
+				}
 			}
 		}()
 	}
