@@ -175,7 +175,8 @@ func TestClusterOfThree(t *testing.T) {
 			t.Errorf("UI page lacks %q", want)
 		}
 	}
-	httpGet(t, reps[2].URL()+"/v2/", http.StatusOK)
+	// /v2/ challenges anonymous clients, so that the Docker CLI logs in.
+	httpGet(t, reps[2].URL()+"/v2/", http.StatusUnauthorized)
 	httpGet(t, reps[2].URL()+"/nothing-here", http.StatusNotFound)
 
 	// An image pushed through one replica's OCI API pulls from another.

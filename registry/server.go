@@ -99,11 +99,15 @@ func (r *Replica) ociHandler(st *Store) http.Handler {
 		blobs = r.blobs
 	}
 	return oci.NewHandler(oci.Options{
-		Meta:       st,
-		BlobDir:    r.cfg.BlobDir,
-		Blobs:      blobs,
-		CheckAdmin: r.checkAdmin,
-		Logger:     r.log.With("component", "oci"),
+		Meta:    st,
+		BlobDir: r.cfg.BlobDir,
+		Blobs:   blobs,
+		// The Docker CLI sends its login only after a challenge: without
+		// one it cannot push. Clients that send credentials up front, and
+		// anonymous pulls by them, are unaffected.
+		PingChallenge: r.cfg.AdminPassword != "",
+		CheckAdmin:    r.checkAdmin,
+		Logger:        r.log.With("component", "oci"),
 	})
 }
 
