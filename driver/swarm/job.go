@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/client"
 
@@ -50,20 +49,7 @@ func (d *Driver) RunJob(ctx context.Context, version string, job driver.Job) ([]
 	if err != nil {
 		return nil, fmt.Errorf("run job %s of release %s: create service: %w", job.Name, v, err)
 	}
-	defer func() {
-		ctx := context.WithoutCancel(ctx)
-		if _, err := d.cli.ServiceRemove(ctx, created.ID, client.ServiceRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
-			d.opts.Logger.Warn("remove job service", "job", job.Name, "service", name, "err", err)
-		}
-		// The engine leaves a finished job's container behind.
-		cs, err := d.cli.ContainerList(ctx, client.ContainerListOptions{All: true,
-			Filters: make(client.Filters).Add("label", "com.docker.swarm.service.id="+created.ID)})
-		if err == nil {
-			for _, c := range cs.Items {
-				_, _ = d.cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true})
-			}
-		}
-	}()
+	defer d.removeJob(context.WithoutCancel(ctx), created.ID)
 	var done swarm.Task
 	err = poll.Until(ctx, 250*time.Millisecond, func() (bool, error) {
 		tasks, err := d.tasks(ctx, created.ID)

@@ -300,12 +300,14 @@ func (d *Driver) find(ctx context.Context, id string) (replica, []replica, error
 }
 
 // CheckArtifact implements driver.ArtifactChecker: the service must have
-// the release, and its image must be on this engine's node. (Images on
-// other nodes are checked when a task starts there: a node without the
-// image rejects the task, and Replace rolls back naming the node.)
+// the release, and its image must be on this engine's node and on every
+// other node that runs a replica (asked of each with a short Swarm job).
 func (d *Driver) CheckArtifact(ctx context.Context, version string) error {
-	_, err := d.artifact(ctx, version)
-	return err
+	a, err := d.artifact(ctx, version)
+	if err != nil {
+		return err
+	}
+	return d.checkNodesHaveImage(ctx, a)
 }
 
 func (d *Driver) artifact(ctx context.Context, version string) (driver.Artifact, error) {

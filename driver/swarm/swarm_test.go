@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -189,6 +190,14 @@ func TestOneReplica(t *testing.T) {
 	after, err := d.Replicas(ctx)
 	if err != nil || len(after) != 1 || after[0].Version != drivertest.To || after[0].URL != reps[0].URL {
 		t.Fatalf("after Replace: %+v, %v; want %s at %s", after, err, drivertest.To, reps[0].URL)
+	}
+	// The probe that asks a node whether it holds an image, run on this one.
+	if err := d.ProbeImage(ctx, docker.ImageRef("registry", drivertest.To, imagesBuild)); err != nil {
+		t.Errorf("probe an image the node holds: %v", err)
+	}
+	missing := docker.ImageRef("registry", "0.0.1", "nosuchbuild")
+	if err := d.ProbeImage(ctx, missing); !errors.Is(err, driver.ErrNoArtifact) {
+		t.Errorf("probe %s: err = %v, want ErrNoArtifact", missing, err)
 	}
 }
 
