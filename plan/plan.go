@@ -47,6 +47,8 @@ func (p Plan) Versions() []*semver.Version {
 type Options struct {
 	// AllowPrerelease permits a pre-release target (never an intermediate stop).
 	AllowPrerelease bool
+	// MinPatch are the service's minimum-patch rules (see MinPatch).
+	MinPatch []MinPatch
 }
 
 // Make returns the shortest supported chain of hops from → to over cat.
@@ -68,7 +70,10 @@ func Make(cat *catalog.Catalog, from, to *semver.Version, opts Options) (Plan, e
 	}
 	cur := from
 	for !cur.Equal(to) {
-		next, reason, err := nextStop(cat, cur, to)
+		next, reason, err := minPatchStop(cat, cur, to, opts.MinPatch)
+		if next == nil && err == nil {
+			next, reason, err = nextStop(cat, cur, to)
+		}
 		if err != nil {
 			return p, err
 		}

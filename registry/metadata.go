@@ -28,6 +28,11 @@ func (t *txn) findRepo(ctx context.Context, name string) (key string, row repoRo
 		}
 	}
 	if t.schema < 2 {
+		if key, ok := t.repoIDs[name]; ok {
+			// Found (or created) earlier in this transaction.
+			ok, err := t.getJSON(ctx, key, &row)
+			return key, row, ok, err
+		}
 		// Schema 1 has no index by name: scan, and depend on the whole
 		// table, so that two writers cannot both create the repository.
 		if err := t.recordTable(ctx, TableRepositories); err != nil {
@@ -41,6 +46,7 @@ func (t *txn) findRepo(ctx context.Context, name string) (key string, row repoRo
 			var r repoRow
 			if json.Unmarshal(kv.Value, &r) == nil && r.Name == name {
 				t.record(string(kv.Key), kv.ModRevision)
+				t.repoIDs[name] = string(kv.Key)
 				return string(kv.Key), r, true, nil
 			}
 		}
@@ -58,6 +64,7 @@ func (t *txn) ensureRepo(ctx context.Context, name string) (key string, row repo
 	row = repoRow{Name: name, CreatedAt: t.now, UpdatedAt: t.now}
 	if t.schema < 2 {
 		row.ID = fmt.Sprintf("%016x", rand.Uint64())
+		t.repoIDs[name] = repoKeyByID(row.ID)
 		return repoKeyByID(row.ID), row, true, nil
 	}
 	row.Namespace = namespaceOf(name)
@@ -242,21 +249,27 @@ func (s *Store) LinkBlob(ctx context.Context, repo, dgst string, size int64) err
 		return fmt.Errorf("link blob: %w", err)
 	}
 	err := s.update(ctx, func(ctx context.Context, t *txn) error {
-		rkey, row, created, err := t.ensureRepo(ctx, repo)
-		if err != nil {
-			return err
-		}
-		added, err := t.link(ctx, repo, dgst, size)
-		if err != nil {
-			return err
-		}
-		if created || len(t.ops) > 0 {
-			return t.putRepo(rkey, row, added)
-		}
-		return nil
+		return t.linkBlob(ctx, repo, dgst, size)
 	})
 	if err != nil {
 		return fmt.Errorf("link blob %s to %s: %w", dgst, repo, err)
+	}
+	return nil
+}
+
+// linkBlob is LinkBlob within t.
+func (t *txn) linkBlob(ctx context.Context, repo, dgst string, size int64) error {
+	before := len(t.ops)
+	rkey, row, created, err := t.ensureRepo(ctx, repo)
+	if err != nil {
+		return err
+	}
+	added, err := t.link(ctx, repo, dgst, size)
+	if err != nil {
+		return err
+	}
+	if created || len(t.ops) > before {
+		return t.putRepo(rkey, row, added)
 	}
 	return nil
 }
@@ -322,72 +335,77 @@ func (s *Store) PutManifest(ctx context.Context, repo string, m oci.Manifest, ta
 		return fmt.Errorf("put manifest: %w: no digest", ErrInvalid)
 	}
 	err := s.update(ctx, func(ctx context.Context, t *txn) error {
-		rkey, row, changed, err := t.ensureRepo(ctx, repo)
-		if err != nil {
+		return t.putManifest(ctx, repo, m, tag)
+	})
+	if err != nil {
+		return fmt.Errorf("put manifest %s in %s: %w", m.Digest, repo, err)
+	}
+	return nil
+}
+
+// putManifest is PutManifest within t.
+func (t *txn) putManifest(ctx context.Context, repo string, m oci.Manifest, tag string) error {
+	rkey, row, changed, err := t.ensureRepo(ctx, repo)
+	if err != nil {
+		return err
+	}
+	_, _, found, err := t.findManifest(ctx, repo, m.Digest)
+	if err != nil {
+		return err
+	}
+	var grown int64
+	if !found {
+		mr := manifestRow{Repo: repo, Digest: m.Digest, MediaType: m.MediaType, Size: m.Size,
+			Content: m.Content, Blobs: m.Blobs, Children: m.Children, Subject: m.Subject,
+			ArtifactType: m.ArtifactType, CreatedAt: t.now}
+		mkey := manifestKey(repo, m.Digest)
+		if t.schema < 5 {
+			row.ManifestSeq++
+			mr.Seq = row.ManifestSeq
+			mkey = manifestKeyBySeq(repo, mr.Seq)
+		}
+		if err := t.put(TableManifests, mkey, mr); err != nil {
 			return err
 		}
-		_, _, found, err := t.findManifest(ctx, repo, m.Digest)
-		if err != nil {
-			return err
-		}
-		var grown int64
-		if !found {
-			mr := manifestRow{Repo: repo, Digest: m.Digest, MediaType: m.MediaType, Size: m.Size,
-				Content: m.Content, Blobs: m.Blobs, Children: m.Children, Subject: m.Subject,
-				ArtifactType: m.ArtifactType, CreatedAt: t.now}
-			mkey := manifestKey(repo, m.Digest)
-			if t.schema < 5 {
-				row.ManifestSeq++
-				mr.Seq = row.ManifestSeq
-				mkey = manifestKeyBySeq(repo, mr.Seq)
-			}
-			if err := t.put(TableManifests, mkey, mr); err != nil {
+		sizes := descriptorSizes(m.Content)
+		for _, b := range m.Blobs {
+			added, err := t.link(ctx, repo, b, sizes[b])
+			if err != nil {
 				return err
 			}
-			sizes := descriptorSizes(m.Content)
-			for _, b := range m.Blobs {
-				added, err := t.link(ctx, repo, b, sizes[b])
-				if err != nil {
-					return err
-				}
-				grown += added
+			grown += added
+		}
+		if err := t.event("push", repo, m.Digest, ""); err != nil {
+			return err
+		}
+		changed = true
+	}
+	if tag != "" {
+		var tr tagRow
+		ok, err := t.getJSON(ctx, tagKey(repo, tag), &tr)
+		if err != nil {
+			return err
+		}
+		if !ok || tr.Digest != m.Digest || (t.schema >= 4 && tr.PushedAt == nil) || (t.schema >= 7 && tr.MediaType == "") {
+			tr = tagRow{Repo: repo, Tag: tag, Digest: m.Digest}
+			if t.schema >= 4 {
+				now := t.now
+				tr.PushedAt = &now
 			}
-			if err := t.event("push", repo, m.Digest, ""); err != nil {
+			if t.schema >= 7 {
+				tr.MediaType = m.MediaType
+			}
+			if err := t.put(TableTags, tagKey(repo, tag), tr); err != nil {
+				return err
+			}
+			if err := t.event("tag", repo, m.Digest, tag); err != nil {
 				return err
 			}
 			changed = true
 		}
-		if tag != "" {
-			var tr tagRow
-			ok, err := t.getJSON(ctx, tagKey(repo, tag), &tr)
-			if err != nil {
-				return err
-			}
-			if !ok || tr.Digest != m.Digest || (t.schema >= 4 && tr.PushedAt == nil) || (t.schema >= 7 && tr.MediaType == "") {
-				tr = tagRow{Repo: repo, Tag: tag, Digest: m.Digest}
-				if t.schema >= 4 {
-					now := t.now
-					tr.PushedAt = &now
-				}
-				if t.schema >= 7 {
-					tr.MediaType = m.MediaType
-				}
-				if err := t.put(TableTags, tagKey(repo, tag), tr); err != nil {
-					return err
-				}
-				if err := t.event("tag", repo, m.Digest, tag); err != nil {
-					return err
-				}
-				changed = true
-			}
-		}
-		if changed {
-			return t.putRepo(rkey, row, grown)
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("put manifest %s in %s: %w", m.Digest, repo, err)
+	}
+	if changed {
+		return t.putRepo(rkey, row, grown)
 	}
 	return nil
 }
@@ -509,21 +527,26 @@ func (s *Store) DeleteManifest(ctx context.Context, repo, dgst string) error {
 // DeleteTag deletes tag of repo.
 func (s *Store) DeleteTag(ctx context.Context, repo, tag string) error {
 	err := s.update(ctx, func(ctx context.Context, t *txn) error {
-		var tr tagRow
-		ok, err := t.getJSON(ctx, tagKey(repo, tag), &tr)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return ErrNotFound
-		}
-		t.del(TableTags, tagKey(repo, tag))
-		return t.event("untag", repo, tr.Digest, tag)
+		return t.deleteTag(ctx, repo, tag)
 	})
 	if err != nil {
 		return fmt.Errorf("delete tag %s in %s: %w", tag, repo, err)
 	}
 	return nil
+}
+
+// deleteTag is DeleteTag within t.
+func (t *txn) deleteTag(ctx context.Context, repo, tag string) error {
+	var tr tagRow
+	ok, err := t.getJSON(ctx, tagKey(repo, tag), &tr)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return ErrNotFound
+	}
+	t.del(TableTags, tagKey(repo, tag))
+	return t.event("untag", repo, tr.Digest, tag)
 }
 
 // Referrers lists the manifests of repo whose subject is dgst, by digest.

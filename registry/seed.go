@@ -89,7 +89,14 @@ func SeedStore(ctx context.Context, st *Store, repositories int, logger *slog.Lo
 	}
 	var done atomic.Int64
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(seedWorkers)
+	workers := seedWorkers
+	if st.Schema() < 2 {
+		// Creating a repository depends on the whole repositories table
+		// in schema 1 (it has no index by name): parallel writers would
+		// only collide.
+		workers = 1
+	}
+	g.SetLimit(workers)
 	for _, rs := range specs {
 		g.Go(func() error {
 			if err := seedRepository(gctx, st, rs.i, rs.name, rs.images, rs.sig); err != nil {
@@ -117,55 +124,46 @@ type seedImage struct {
 	layers []blobSpec
 }
 
-// seedRepository writes repository i: its images with their blob links and
-// tags, the latest tag, an index in every third, a signature in every
-// fourth, and a deleted tag in every fifth.
+// seedRepository writes repository i in one transaction: its images with
+// their blob links and tags, the latest tag, an index in every third, a
+// signature in every fourth, and a deleted tag in every fifth.
 func seedRepository(ctx context.Context, st *Store, i int, repo string, images []seedImage, sig blobSpec) error {
-	var digests []string
-	for j, img := range images {
-		m := imageManifest(img.config, img.layers, "", "")
-		for _, b := range append([]blobSpec{img.config}, img.layers...) {
-			if err := st.LinkBlob(ctx, repo, b.digest, b.size); err != nil {
+	return st.update(ctx, func(ctx context.Context, t *txn) error {
+		var manifests []oci.Manifest
+		for j, img := range images {
+			m := imageManifest(img.config, img.layers, "", "")
+			for _, b := range append([]blobSpec{img.config}, img.layers...) {
+				if err := t.linkBlob(ctx, repo, b.digest, b.size); err != nil {
+					return err
+				}
+			}
+			if err := t.putManifest(ctx, repo, m, fmt.Sprintf("v1.%d.0", j)); err != nil {
+				return err
+			}
+			manifests = append(manifests, m)
+		}
+		if err := t.putManifest(ctx, repo, manifests[len(manifests)-1], "latest"); err != nil {
+			return err
+		}
+		if i%3 == 0 {
+			if err := t.putManifest(ctx, repo, indexManifest(manifests), "multi"); err != nil {
 				return err
 			}
 		}
-		if err := st.PutManifest(ctx, repo, m, fmt.Sprintf("v1.%d.0", j)); err != nil {
-			return err
+		if i%4 == 0 {
+			if err := t.linkBlob(ctx, repo, sig.digest, sig.size); err != nil {
+				return err
+			}
+			m := imageManifest(newEmptyConfig(), []blobSpec{sig}, manifests[0].Digest, artifactSig)
+			if err := t.putManifest(ctx, repo, m, ""); err != nil {
+				return err
+			}
 		}
-		digests = append(digests, m.Digest)
-	}
-	if err := putTag(ctx, st, repo, digests[len(digests)-1], "latest"); err != nil {
-		return err
-	}
-	if i%3 == 0 {
-		if err := st.PutManifest(ctx, repo, indexManifest(ctx, st, repo, digests), "multi"); err != nil {
-			return err
+		if i%5 == 0 && len(images) > 1 {
+			return t.deleteTag(ctx, repo, "v1.0.0")
 		}
-	}
-	if i%4 == 0 {
-		if err := st.LinkBlob(ctx, repo, sig.digest, sig.size); err != nil {
-			return err
-		}
-		m := imageManifest(newEmptyConfig(), []blobSpec{sig}, digests[0], artifactSig)
-		if err := st.PutManifest(ctx, repo, m, ""); err != nil {
-			return err
-		}
-	}
-	if i%5 == 0 && len(images) > 1 {
-		if err := st.DeleteTag(ctx, repo, "v1.0.0"); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// putTag points tag at the stored manifest dgst.
-func putTag(ctx context.Context, st *Store, repo, dgst, tag string) error {
-	m, err := st.GetManifest(ctx, repo, dgst)
-	if err != nil {
-		return err
-	}
-	return st.PutManifest(ctx, repo, m, tag)
+		return nil
+	})
 }
 
 type blobSpec struct {
@@ -222,15 +220,13 @@ func imageManifest(config blobSpec, layers []blobSpec, subject, artifactType str
 		Content: content, Blobs: blobs, Subject: subject, ArtifactType: artifactType}
 }
 
-// indexManifest builds an image index over the stored manifests children.
-func indexManifest(ctx context.Context, st *Store, repo string, children []string) oci.Manifest {
+// indexManifest builds an image index over children.
+func indexManifest(children []oci.Manifest) oci.Manifest {
 	var ds []descriptor
+	var digests []string
 	for _, c := range children {
-		size := int64(0)
-		if m, err := st.GetManifest(ctx, repo, c); err == nil {
-			size = m.Size
-		}
-		ds = append(ds, descriptor{MediaType: mediaOCIManifest, Digest: c, Size: size})
+		ds = append(ds, descriptor{MediaType: mediaOCIManifest, Digest: c.Digest, Size: c.Size})
+		digests = append(digests, c.Digest)
 	}
 	content, _ := json.Marshal(struct {
 		SchemaVersion int          `json:"schemaVersion"`
@@ -238,5 +234,5 @@ func indexManifest(ctx context.Context, st *Store, repo string, children []strin
 		Manifests     []descriptor `json:"manifests"`
 	}{2, mediaOCIIndex, ds})
 	return oci.Manifest{Digest: digestOf(content), MediaType: mediaOCIIndex, Size: int64(len(content)),
-		Content: content, Children: children}
+		Content: content, Children: digests}
 }

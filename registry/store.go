@@ -1,12 +1,15 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -173,15 +176,23 @@ type txn struct {
 	puts   map[string]int // key -> index in ops
 	tables map[string]bool
 	now    time.Time
+	// repoIDs remembers the key of each schema-1 repository this
+	// transaction has found or created, by name.
+	repoIDs map[string]string
 }
 
 func (s *Store) newTxn() *txn {
 	return &txn{s: s, schema: s.Schema(), reads: map[string]int64{}, puts: map[string]int{},
-		tables: map[string]bool{}, now: time.Now().UTC()}
+		tables: map[string]bool{}, now: time.Now().UTC(), repoIDs: map[string]string{}}
 }
 
 // get reads key (linearizable) and records its revision for the commit.
+// A key the transaction has written reads as written: several operations
+// can share one transaction (see SeedStore).
 func (t *txn) get(ctx context.Context, key string) (*mvccpb.KeyValue, error) {
+	if i, ok := t.puts[key]; ok {
+		return pendingKV(t.ops[i]), nil
+	}
 	resp, err := t.s.cli.Get(ctx, key)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", key, err)
@@ -218,14 +229,43 @@ func (t *txn) recordTable(ctx context.Context, table string) error {
 	return err
 }
 
-// scan reads every row under prefix, in key order. Scans are not recorded:
-// callers record a key that every conflicting write also changes.
+// scan reads every row under prefix, in key order, as the transaction has
+// written them. Scans are not recorded: callers record a key that every
+// conflicting write also changes.
 func (t *txn) scan(ctx context.Context, prefix string) ([]*mvccpb.KeyValue, error) {
 	resp, err := t.s.cli.Get(ctx, prefix, clientv3.WithPrefix())
 	if err != nil {
 		return nil, fmt.Errorf("scan %s: %w", prefix, err)
 	}
-	return resp.Kvs, nil
+	if len(t.puts) == 0 {
+		return resp.Kvs, nil
+	}
+	rows := make(map[string]*mvccpb.KeyValue, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		rows[string(kv.Key)] = kv
+	}
+	for k, i := range t.puts {
+		if strings.HasPrefix(k, prefix) {
+			rows[k] = pendingKV(t.ops[i])
+		}
+	}
+	kvs := make([]*mvccpb.KeyValue, 0, len(rows))
+	for _, kv := range rows {
+		if kv != nil {
+			kvs = append(kvs, kv)
+		}
+	}
+	slices.SortFunc(kvs, func(a, b *mvccpb.KeyValue) int { return bytes.Compare(a.Key, b.Key) })
+	return kvs, nil
+}
+
+// pendingKV is how a key the transaction wrote reads back: its new value,
+// or nil when the transaction deleted it.
+func pendingKV(op clientv3.Op) *mvccpb.KeyValue {
+	if !op.IsPut() {
+		return nil
+	}
+	return &mvccpb.KeyValue{Key: op.KeyBytes(), Value: op.ValueBytes()}
 }
 
 func (t *txn) put(table, key string, v any) error {

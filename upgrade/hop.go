@@ -109,7 +109,17 @@ func (u *upgradeRun) preflight(ctx context.Context, h plan.Hop) (map[string]any,
 			return nil, fmt.Errorf("%w: the store has schema %d, newer than %s knows (%d)", ErrSchemaTooNew, st.SchemaVersion, h.From, h.FromSchema)
 		}
 	}
-	return map[string]any{"replicas": len(reps), "on_to": onTo, "leader": st.Leader(), "schema": st.SchemaVersion}, nil
+	out := map[string]any{"replicas": len(reps), "on_to": onTo, "leader": st.Leader(), "schema": st.SchemaVersion}
+	if hp, ok := u.app.(HopPreparer); ok {
+		did, err := hp.PrepareHop(ctx, h, reps)
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range did {
+			out[k] = v
+		}
+	}
+	return out, nil
 }
 
 // BackupName is the file name of hop h's backup in the backup directory.
@@ -309,6 +319,14 @@ func (u *upgradeRun) migrate(ctx context.Context, h plan.Hop) (map[string]any, e
 		return nil, err
 	}
 	out := map[string]any{"from_schema": st.SchemaVersion, "to_schema": h.ToSchema}
+	if f, ok := u.app.(HopFinisher); ok {
+		// The replicas migrate the store themselves: wait for them.
+		if _, err := u.timedWait(ctx, step, CategoryMigration, finishedGate(f, h)); err != nil {
+			return nil, err
+		}
+		out["job"] = false
+		return out, nil
+	}
 	if h.ToSchema != 0 && st.SchemaVersion >= h.ToSchema {
 		u.emit(Event{Type: EventNote, Step: step.String(), Message: fmt.Sprintf("store already has schema %d: migration not run", st.SchemaVersion)})
 		out["job"] = false
@@ -360,6 +378,11 @@ func tail(output []byte) string {
 func (u *upgradeRun) finalize(ctx context.Context, h plan.Hop) (map[string]any, error) {
 	if _, err := u.timedWait(ctx, HopStep(h, StepFinalize), CategorySettle, settledGate()); err != nil {
 		return nil, err
+	}
+	if f, ok := u.app.(HopFinisher); ok {
+		if _, err := u.timedWait(ctx, HopStep(h, StepFinalize), CategorySettle, finishedGate(f, h)); err != nil {
+			return nil, err
+		}
 	}
 	reps, err := u.drv.Replicas(ctx)
 	if err != nil {

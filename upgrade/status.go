@@ -13,9 +13,13 @@ type Status struct {
 	// Version is the release every replica runs, or "mixed".
 	Version string `json:"version"`
 	// SchemaVersion is the schema recorded in the store (0 if unknown).
-	SchemaVersion int             `json:"schema_version"`
-	Replicas      []ReplicaStatus `json:"replicas"`
-	Store         StoreStatus     `json:"store"`
+	SchemaVersion int `json:"schema_version"`
+	// ClusterVersion is the version the cluster as a whole runs at, for
+	// services that keep one (etcd's cluster version, MAJOR.MINOR.0); ""
+	// for the others.
+	ClusterVersion string          `json:"cluster_version,omitempty"`
+	Replicas       []ReplicaStatus `json:"replicas"`
+	Store          StoreStatus     `json:"store"`
 }
 
 // VersionMixed is Status.Version when replicas run different releases.

@@ -86,6 +86,9 @@ type replicaState struct {
 	// that someone restarted by hand with the same environment is still
 	// found, and never left running untracked.
 	Token string `json:"token"`
+	// DataDir is the replica's data folder when it is not the one the
+	// driver chooses: a member of an adopted cluster.
+	DataDir string `json:"data_dir,omitempty"`
 }
 
 var _ driver.Driver = (*Driver)(nil)
@@ -456,6 +459,9 @@ func (d *Driver) members() []driver.Member {
 func (d *Driver) placement(r *replicaState) driver.Placement {
 	p := driver.Placement{Cluster: d.name, ID: r.ID, Listen: map[string]string{}, Members: d.members(),
 		DataDir: filepath.Join(d.replicaDir(r.ID), "data"), SharedDir: d.st.SharedDir, Secrets: d.st.Secrets}
+	if r.DataDir != "" {
+		p.DataDir = r.DataDir
+	}
 	for n, port := range r.Ports {
 		p.Listen[n] = addr(port)
 	}
@@ -604,4 +610,14 @@ func freePorts(n int) ([]int, error) {
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
 	return ports, nil
+}
+
+// DataDir returns the data folder of replica id.
+func (d *Driver) DataDir(id string) string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if r, err := d.find(id); err == nil && r.DataDir != "" {
+		return r.DataDir
+	}
+	return filepath.Join(d.replicaDir(id), "data")
 }

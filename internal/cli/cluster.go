@@ -48,6 +48,7 @@ func newClusterCreateCmd(e *env) *cobra.Command {
 		timeout  time.Duration
 		nodes    []string
 		blobs    blobFlags
+		svc      string
 	)
 	c := &cobra.Command{
 		Use:   "create",
@@ -55,6 +56,10 @@ func newClusterCreateCmd(e *env) *cobra.Command {
 		Long: `Create starts --replicas replicas of the reference registry at --version,
 each with a member of the replicated store, and returns when every replica
 is healthy and the store has settled.
+
+--service etcd starts etcd members instead, each named by its replica id,
+from the releases ladder builds and caches (ladder releases fetch etcd
+3.5.35); etcd needs no admin password.
 
 Without --admin-password a password is generated and written to a file
 readable only by you; its path is printed.
@@ -68,6 +73,7 @@ that every node reaches (--blob-store); the keys come from the file
 AWS_SECRET_ACCESS_KEY, never from the command line, and are given to the
 replicas as a secret.`,
 		Example: `  ladder cluster create --version 2.1.4
+  ladder cluster create --cluster kv --service etcd --version 3.5.35
   ladder cluster create --cluster staging --version 3.0.1 --replicas 5
   ladder cluster create --driver swarm --nodes node-a,node-b,node-c --version 2.1.4 \
     --blob-store 's3://ladder-blobs?endpoint=http://10.0.0.5:7070&region=us-east-1' \
@@ -75,13 +81,15 @@ replicas as a secret.`,
 		Args: exactArgs(),
 		RunE: func(c *cobra.Command, args []string) error {
 			_, err := newCluster(e, e.stdout, createOpts{cluster: cf.name, version: version, replicas: replicas,
-				password: password, driver: drv, build: build, timeout: timeout, nodes: nodes, blobs: blobs})
+				password: password, driver: drv, build: build, timeout: timeout, service: svc, nodes: nodes, blobs: blobs})
 			return err
 		},
 	}
 	cf.register(c)
 	c.Flags().StringVar(&version, "version", "", "release to run (required; see: ladder catalog)")
 	c.Flags().IntVar(&replicas, "replicas", 3, "number of replicas")
+	c.Flags().StringVar(&svc, "service", service.RegistryName, "what the replicas run: registry (the reference registry) or etcd (a release built by: ladder releases fetch etcd VERSION)")
+	_ = c.RegisterFlagCompletionFunc("service", completeServices)
 	c.Flags().StringVar(&password, "admin-password", "", "admin password (default: generated)")
 	c.Flags().StringVar(&drv, "driver", local.Name, "where replicas run: local, docker or swarm (images: ladder images build)")
 	c.Flags().StringSliceVar(&nodes, "nodes", nil, "swarm: nodes to place replicas on, round robin: hostnames or LABEL=VALUE node labels (default: this engine's node)")
@@ -105,6 +113,8 @@ type createOpts struct {
 	// build is the docker driver's image build ("": the newest).
 	build   string
 	timeout time.Duration
+	// service names what the replicas run ("": the registry).
+	service string
 	// nodes places a swarm cluster's replicas.
 	nodes []string
 	blobs blobFlags
@@ -138,9 +148,21 @@ func newCluster(e *env, w io.Writer, o createOpts) (driver.Driver, error) {
 	if err != nil {
 		return nil, err
 	}
-	generated := o.password == ""
-	if generated {
-		o.password = home.GeneratePassword()
+	svc, err := newService(o.service)
+	if err != nil {
+		return nil, err
+	}
+	if svc.Name() == service.EtcdName && o.driver != local.Name {
+		return nil, usageErr("--service etcd runs on --driver local for now")
+	}
+	spec := driver.Spec{Cluster: o.cluster, Service: svc, Version: o.version, Replicas: o.replicas, Timeout: o.timeout}
+	generated := false
+	if svc.Name() == service.RegistryName {
+		generated = o.password == ""
+		if generated {
+			o.password = home.GeneratePassword()
+		}
+		spec.Secrets = map[string][]byte{service.AdminPasswordSecret: []byte(o.password + "\n")}
 	}
 	if o.blobs.store == "" && (o.blobs.credentials != "" || o.blobs.createBucket) {
 		return nil, usageErr("--blob-credentials and --create-bucket go with --blob-store")
@@ -149,11 +171,11 @@ func newCluster(e *env, w io.Writer, o createOpts) (driver.Driver, error) {
 		return nil, withCode(ExitUsage, err)
 	}
 	start := time.Now()
-	spec := driver.Spec{Cluster: o.cluster, Service: service.Registry{},
-		Version: o.version, Replicas: o.replicas, Timeout: o.timeout,
-		Secrets: map[string][]byte{service.AdminPasswordSecret: []byte(o.password + "\n")}}
 	var bs *blobStore
 	if o.blobs.store != "" {
+		if svc.Name() != service.RegistryName {
+			return nil, usageErr("--blob-store is where the registry keeps blobs: it goes with --service %s", service.RegistryName)
+		}
 		if bs, err = prepareBlobStore(e.ctx, e.stderr, o.blobs.store, o.blobs.credentials, o.blobs.createBucket); err != nil {
 			return nil, err
 		}
@@ -200,7 +222,9 @@ func newCluster(e *env, w io.Writer, o createOpts) (driver.Driver, error) {
 func waitSettled(ctx context.Context, d driver.Driver, timeout time.Duration) (upgrade.Status, error) {
 	opts := upgrade.DefaultOptions()
 	opts.MaxWait = timeout
-	return upgrade.WaitSettled(ctx, d, service.RegistryApp{Cluster: d.Cluster()}, opts, nil, nil)
+	app := observer(d)
+	defer closeApp(app)
+	return upgrade.WaitSettled(ctx, d, app, opts, nil, nil)
 }
 
 // unsettledReason says in one line why a status is not settled.
@@ -250,7 +274,11 @@ func printStatus(w io.Writer, st upgrade.Status) {
 	if !st.Store.Settled {
 		settled = "NOT settled: " + unsettledReason(st)
 	}
-	fmt.Fprintf(w, "cluster %s  version %s  schema %d  store %s\n\n", st.Cluster, st.Version, st.SchemaVersion, settled)
+	if st.ClusterVersion != "" {
+		fmt.Fprintf(w, "cluster %s  version %s  cluster version %s  store %s\n\n", st.Cluster, st.Version, st.ClusterVersion, settled)
+	} else {
+		fmt.Fprintf(w, "cluster %s  version %s  schema %d  store %s\n\n", st.Cluster, st.Version, st.SchemaVersion, settled)
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "REPLICA\tVERSION\tHEALTH\tUI\tROLE\tAPPLIED\tPID\tURL")
 	for _, r := range st.Replicas {

@@ -41,7 +41,11 @@ It runs as a one-off job of the release the cluster runs. The same
 			if err != nil {
 				return err
 			}
-			var out []byte
+			var (
+				out  []byte
+				took time.Duration
+				rows = -1
+			)
 			err = withLock(e.ctx, d, rec, "seed", func() error {
 				st, err := clusterStatus(e.ctx, d)
 				if err != nil {
@@ -50,10 +54,17 @@ It runs as a one-off job of the release the cluster runs. The same
 				if st.Version == upgrade.VersionMixed || st.Version == "" {
 					return fmt.Errorf("cluster %s runs mixed releases: seed it when every replica runs one release", cf.name)
 				}
-				stop := seedProgress(e, st.Replicas[0].URL, repos)
+				url := st.Replicas[0].URL
+				before, _ := dataRows(e.ctx, url)
+				start := time.Now()
+				stop := seedProgress(e, url, repos)
 				out, err = d.RunJob(e.ctx, st.Version, driver.Job{Name: "seed",
 					Args: []string{"registry", "seed", "--repositories", strconv.Itoa(repos)}})
 				stop()
+				took = time.Since(start)
+				if after, rerr := dataRows(e.ctx, url); err == nil && rerr == nil && before >= 0 {
+					rows = after - before
+				}
 				return err
 			})
 			var ee *exitError
@@ -65,7 +76,16 @@ It runs as a one-off job of the release the cluster runs. The same
 			}
 			summary := home.Tail(out, 1)
 			if e.json() {
-				return writeJSON(e.stdout, map[string]any{"cluster": cf.name, "repositories": repos, "summary": summary})
+				res := map[string]any{"cluster": cf.name, "repositories": repos, "summary": summary,
+					"seconds": took.Seconds()}
+				if rows >= 0 {
+					res["rows"] = rows
+					res["rows_per_second"] = float64(rows) / took.Seconds()
+				}
+				return writeJSON(e.stdout, res)
+			}
+			if rows >= 0 {
+				summary += fmt.Sprintf(": %d rows in %s (%.0f rows/s)", rows, took.Round(10*time.Millisecond), float64(rows)/took.Seconds())
 			}
 			fmt.Fprintln(e.stdout, summary)
 			return nil
@@ -127,4 +147,19 @@ func seedProgress(e *env, replicaURL string, want int) (stop func()) {
 			bars.Wait()
 		}
 	}
+}
+
+// dataRows is the number of registry data rows (repositories, manifests,
+// tags, blobs, links, events) a replica's store holds, or -1 and an error.
+func dataRows(ctx context.Context, replicaURL string) (int, error) {
+	stats, err := registry.Stats(ctx, statsClient, replicaURL)
+	if err != nil {
+		return -1, err
+	}
+	n := 0
+	for _, t := range []string{registry.TableRepositories, registry.TableManifests, registry.TableTags,
+		registry.TableBlobs, registry.TableBlobRepository, registry.TableEvents} {
+		n += stats[t]
+	}
+	return n, nil
 }

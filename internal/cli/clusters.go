@@ -65,12 +65,17 @@ func serviceOf(rec home.Record) (driver.Service, error) {
 	switch rec.Service {
 	case service.RegistryName:
 		return service.Registry{BlobStore: rec.BlobStore}, nil
+	case service.EtcdName:
+		return newService(rec.Service)
 	}
 	return nil, fmt.Errorf("open cluster %s: unknown service %q in its record (recreate the cluster with this ladder)", rec.Name, rec.Service)
 }
 
 // appOf is what the upgrade engine knows of the cluster's service, d.
 func appOf(d driver.Driver, rec home.Record) (upgrade.App, error) {
+	if rec.Service == service.EtcdName {
+		return etcdApp(d), nil
+	}
 	pw, err := rec.Secret(service.AdminPasswordSecret)
 	if err != nil {
 		return nil, err
@@ -87,7 +92,7 @@ func clusterStatus(ctx context.Context, d driver.Driver) (upgrade.Status, error)
 	if err != nil {
 		return upgrade.Status{}, err
 	}
-	return service.RegistryApp{Cluster: d.Cluster()}.Status(ctx, reps)
+	return observe(ctx, d, reps)
 }
 
 func completeClusters(c *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {

@@ -16,5 +16,6 @@ func commands(e *env) []*cobra.Command {
 		newImagesCmd(e),
 		newRegistryCmd(e),
 		newVersionCmd(e),
+		newReleasesCmd(e),
 	}
 }

@@ -29,6 +29,10 @@ type planJSON struct {
 	Hops    []hopJSON `json:"hops"`
 	Path    []string  `json:"path"`
 	Catalog string    `json:"catalog"`
+	// Service and Rules: the service whose extra rules applied, and
+	// those rules in words (absent for the reference registry).
+	Service string   `json:"service,omitempty"`
+	Rules   []string `json:"rules,omitempty"`
 }
 
 func planToJSON(p plan.Plan, source string) planJSON {
@@ -57,12 +61,17 @@ major upgrade, and lands on the earliest minor of the next major. A
 pre-release is never a stop on the way, and only the target with
 --allow-prerelease. TO must be a release of the catalog; FROM need not be.
 
+--service etcd plans over etcd's releases and adds etcd's rules: the
+minimum patch of a minor before the next (3.5.26 before 3.6, 3.6.11
+before 3.7), which routes a plan through the latest patch first.
+
 Exit status: 0 with the hops (none when FROM = TO), 3 when no supported
 path exists (downgrade, target unknown to the catalog, a missing minor),
 2 invalid input.`,
 		Example: `  ladder plan 2.1.4 3.1.2
   ladder plan 2.1.4 3.1.2 -o json
-  ladder plan 1.4.1 2.0.3 --catalog releases.yaml`,
+  ladder plan 1.4.1 2.0.3 --catalog releases.yaml
+  ladder plan --service etcd 3.5.20 3.7.3   # through 3.5.35 first: 3.6 needs 3.5.26 or later`,
 		Args:              exactArgs("FROM", "TO"),
 		ValidArgsFunction: completeVersions(&rel, 2),
 		RunE: func(c *cobra.Command, args []string) error {
@@ -70,14 +79,23 @@ path exists (downgrade, target unknown to the catalog, a missing minor),
 			if err != nil {
 				return err
 			}
-			p, err := plan.Make(cat, from, to, plan.Options{AllowPrerelease: rel.allowPrerelease})
+			prof, err := rel.profile()
+			if err != nil {
+				return err
+			}
+			p, err := plan.Make(cat, from, to, plan.Options{AllowPrerelease: rel.allowPrerelease, MinPatch: prof.rules})
 			if err != nil {
 				return refusedPlan(err)
 			}
 			if e.json() {
-				return writeJSON(e.stdout, planToJSON(p, cat.Source()))
+				out := planToJSON(p, cat.Source())
+				if len(prof.explain) > 0 {
+					out.Service, out.Rules = prof.name, prof.explain
+				}
+				return writeJSON(e.stdout, out)
 			}
 			printPlan(e.stdout, p)
+			printRules(e.stdout, prof)
 			if len(p.Hops) > 0 {
 				fmt.Fprintf(e.stdout, "\nNext: ladder upgrade --cluster NAME --to %s --dry-run\n", p.To)
 			}
@@ -123,6 +141,17 @@ func printPlan(w io.Writer, p plan.Plan) {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", i+1, h.From, h.To, h.Kind, data, h.Reason)
 	}
 	tw.Flush()
+}
+
+// printRules writes the service's extra rules, if it has any.
+func printRules(w io.Writer, p profile) {
+	if len(p.explain) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\n%s rules:\n", p.name)
+	for _, r := range p.explain {
+		fmt.Fprintf(w, "  - %s\n", r)
+	}
 }
 
 func plural(n int, one, many string) string {

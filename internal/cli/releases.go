@@ -9,17 +9,22 @@ import (
 
 	"github.com/ladder-dev/ladder/catalog"
 	"github.com/ladder-dev/ladder/policy"
+	"github.com/ladder-dev/ladder/service"
 )
 
 // releaseFlags are the flags shared by commands that reason about versions.
 type releaseFlags struct {
 	catalogFile     string
 	allowPrerelease bool
+	// service names whose releases and rules apply.
+	service string
 }
 
 func (f *releaseFlags) register(c *cobra.Command, prerelease bool) {
 	c.Flags().StringVar(&f.catalogFile, "catalog", "", "release catalog `FILE` (YAML or JSON with a releases list); default: the built-in catalog")
 	_ = c.MarkFlagFilename("catalog", "yaml", "yml", "json")
+	c.Flags().StringVar(&f.service, "service", service.RegistryName, "the service whose releases and rules apply: "+joinOr(serviceNames))
+	_ = c.RegisterFlagCompletionFunc("service", completeServices)
 	if prerelease {
 		c.Flags().BoolVar(&f.allowPrerelease, "allow-prerelease", false, "allow a pre-release as the target")
 	}
@@ -28,7 +33,11 @@ func (f *releaseFlags) register(c *cobra.Command, prerelease bool) {
 // load returns the catalog the flags name.
 func (f *releaseFlags) load() (*catalog.Catalog, error) {
 	if f.catalogFile == "" {
-		return catalog.Builtin(), nil
+		p, err := profileOf(f.service)
+		if err != nil {
+			return nil, err
+		}
+		return p.catalog(), nil
 	}
 	c, err := catalog.Load(f.catalogFile)
 	if err != nil {
@@ -36,6 +45,9 @@ func (f *releaseFlags) load() (*catalog.Catalog, error) {
 	}
 	return c, nil
 }
+
+// profile returns the profile of the service the flags name.
+func (f *releaseFlags) profile() (profile, error) { return profileOf(f.service) }
 
 // transition parses the FROM and TO arguments and loads the catalog.
 func (f *releaseFlags) transition(args []string) (from, to *semver.Version, cat *catalog.Catalog, err error) {

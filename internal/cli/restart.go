@@ -9,7 +9,6 @@ import (
 
 	"github.com/ladder-dev/ladder/driver"
 	"github.com/ladder-dev/ladder/journal"
-	"github.com/ladder-dev/ladder/service"
 	"github.com/ladder-dev/ladder/upgrade"
 )
 
@@ -81,7 +80,9 @@ func restartOne(e *env, cluster, replica string, uf upgradeFlags) error {
 			}
 			return err
 		}
-		st, err = upgrade.WaitSettled(e.ctx, d, service.RegistryApp{Cluster: cluster}, opts, nil, nil)
+		app := observer(d)
+		defer closeApp(app)
+		st, err = upgrade.WaitSettled(e.ctx, d, app, opts, nil, nil)
 		if err != nil {
 			return fmt.Errorf("restart %s: %w", replica, err)
 		}

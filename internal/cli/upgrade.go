@@ -278,8 +278,9 @@ func upgradePlan(e *env, d driver.Driver, st upgrade.Status, records []journal.R
 	if err != nil {
 		return plan.Plan{}, fmt.Errorf("cluster %s reports release %q: %w", d.Cluster(), st.Version, err)
 	}
-	cat := catalog.Builtin()
-	p, err := plan.Make(cat, from, target, plan.Options{AllowPrerelease: prerel})
+	prof := clusterProfile(d)
+	cat := prof.catalog()
+	p, err := plan.Make(cat, from, target, plan.Options{AllowPrerelease: prerel, MinPatch: prof.rules})
 	if errors.Is(err, plan.ErrUnknownTarget) && force {
 		// A target the catalog does not list is a warning --force goes
 		// past: the hops are planned as if it were listed, and the
@@ -291,7 +292,7 @@ func upgradePlan(e *env, d driver.Driver, st upgrade.Status, records []journal.R
 			return plan.Plan{}, withCode(ExitUsage, cerr)
 		}
 		cat = listed
-		p, err = plan.Make(cat, from, target, plan.Options{AllowPrerelease: prerel})
+		p, err = plan.Make(cat, from, target, plan.Options{AllowPrerelease: prerel, MinPatch: prof.rules})
 	}
 	if err != nil {
 		return plan.Plan{}, refusedPlan(err)
