@@ -5,114 +5,32 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"os"
 	"sync"
 	"testing"
 	"time"
 
-	cerrdefs "github.com/containerd/errdefs"
-	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/client"
 
 	"github.com/ladder-dev/ladder/driver"
 	"github.com/ladder-dev/ladder/driver/docker"
 	"github.com/ladder-dev/ladder/driver/drivertest"
 	ladderswarm "github.com/ladder-dev/ladder/driver/swarm"
+	"github.com/ladder-dev/ladder/internal/swarmtest"
 	"github.com/ladder-dev/ladder/internal/testbin"
 	"github.com/ladder-dev/ladder/service"
 )
 
-// started records that this test process initialised the swarm, which
-// TestMain then leaves, whatever the tests' outcome.
-var (
-	swarmOnce    sync.Once
-	swarmErr     error
-	swarmStarted bool
-)
-
-// gwbridgeBefore records that the engine had its docker_gwbridge network
-// before this test process made it a swarm: swarm init creates it and
-// leaving does not remove it, so the tests remove it when they made it.
-var gwbridgeBefore bool
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if swarmStarted {
-		if err := leaveSwarm(); err != nil {
-			fmt.Fprintf(os.Stderr, "leave the swarm this test started: %v (run: docker swarm leave --force)\n", err)
-			code = 1
-		}
+	if !swarmtest.Leave() {
+		code = 1
 	}
 	testbin.Cleanup()
 	os.Exit(code)
 }
 
-func leaveSwarm() error {
-	cli, err := docker.NewClient()
-	if err != nil {
-		return err
-	}
-	defer cli.Close()
-	ctx := context.Background()
-	if _, err := cli.SwarmLeave(ctx, client.SwarmLeaveOptions{Force: true}); err != nil {
-		return err
-	}
-	if !gwbridgeBefore {
-		if _, err := cli.NetworkRemove(ctx, "docker_gwbridge", client.NetworkRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
-			return fmt.Errorf("remove docker_gwbridge, made by swarm init: %w", err)
-		}
-	}
-	return nil
-}
-
-// engine returns a client of a swarm manager: the engine the environment
-// names, made a one-node swarm first if it is in none. It skips the test
-// when no engine answers (fails with LADDER_REQUIRE_DOCKER=1).
-func engine(t *testing.T) *client.Client {
-	t.Helper()
-	cli, err := docker.NewClient()
-	if err == nil {
-		err = docker.Ping(context.Background(), cli)
-	}
-	if err != nil {
-		if os.Getenv("LADDER_REQUIRE_DOCKER") == "1" {
-			t.Fatalf("docker: %v (LADDER_REQUIRE_DOCKER=1)", err)
-		}
-		t.Skipf("docker: %v; skipping", err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	swarmOnce.Do(func() {
-		ctx := context.Background()
-		info, err := cli.Info(ctx, client.InfoOptions{})
-		if err != nil {
-			swarmErr = err
-			return
-		}
-		switch info.Info.Swarm.LocalNodeState {
-		case swarm.LocalNodeStateActive:
-			if !info.Info.Swarm.ControlAvailable {
-				swarmErr = fmt.Errorf("the engine is a swarm worker, not a manager")
-			}
-			return
-		case swarm.LocalNodeStateInactive:
-		default:
-			swarmErr = fmt.Errorf("the engine's swarm state is %q", info.Info.Swarm.LocalNodeState)
-			return
-		}
-		_, err = cli.NetworkInspect(ctx, "docker_gwbridge", client.NetworkInspectOptions{})
-		gwbridgeBefore = err == nil
-		if _, err := cli.SwarmInit(ctx, client.SwarmInitOptions{ListenAddr: "127.0.0.1:2377", AdvertiseAddr: "127.0.0.1"}); err != nil {
-			swarmErr = fmt.Errorf("docker swarm init: %w", err)
-			return
-		}
-		swarmStarted = true
-	})
-	if swarmErr != nil {
-		t.Fatalf("swarm: %v", swarmErr)
-	}
-	return cli
-}
+func engine(t *testing.T) *client.Client { return swarmtest.Engine(t) }
 
 var (
 	imagesOnce  sync.Once
