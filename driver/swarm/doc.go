@@ -35,5 +35,7 @@
 // The engine ladder talks to must be a manager of the swarm. Freeze, Thaw
 // and Kill act on the task's container and work only for tasks on that
 // manager's node. Volumes live on the node that ran the task: Destroy
-// removes those on this node and names the others.
+// removes those on the manager's node; on other nodes they stay until
+// removed there (docker volume prune --filter label=ladder.cluster=NAME).
+// A published port is chosen free on the manager's machine.
 package swarm

@@ -14,7 +14,6 @@ import (
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/client"
 
-	"github.com/ladder-dev/ladder/driver"
 	"github.com/ladder-dev/ladder/internal/home"
 	"github.com/ladder-dev/ladder/internal/poll"
 )
@@ -33,17 +32,21 @@ func (d *Driver) Replace(ctx context.Context, id, version string) error {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	r, _, err := d.find(ctx, id)
+	r, reps, err := d.find(ctx, id)
 	if err != nil {
 		return err
 	}
 	if err := d.checkNode(ctx, r); err != nil {
 		return fmt.Errorf("replace %s: %w", id, err)
 	}
+	ids := make([]string, len(reps))
+	for i, o := range reps {
+		ids[i] = o.ID
+	}
 	spec := r.Service.Spec
 	cs := *spec.TaskTemplate.ContainerSpec
 	cs.Image = d.image(a.Version)
-	cs.Args = d.withRelease(cs.Args, r.Version, a.Version)
+	cs.Args = d.svc.Command(a, d.placement(id, ids))
 	cs.Labels = d.labels(map[string]string{LabelReplica: id, LabelRelease: a.Version})
 	spec.TaskTemplate.ContainerSpec = &cs
 	spec.Labels = copyLabels(spec.Labels)
@@ -124,17 +127,6 @@ func (d *Driver) rollback(ctx context.Context, id, from string, cause error) err
 	}
 	d.opts.Logger.Warn("replace failed; service rolled back", "replica", id, "release", from)
 	return fmt.Errorf("%w (service %s rolled back to release %s)", cause, d.ServiceName(id), from)
-}
-
-// withRelease replaces the value of --release in args, if from is there.
-func (d *Driver) withRelease(args []string, from, to string) []string {
-	out := append([]string(nil), args...)
-	for i := 0; i+1 < len(out); i++ {
-		if out[i] == "--release" && out[i+1] == from {
-			out[i+1] = to
-		}
-	}
-	return out
 }
 
 func copyLabels(l map[string]string) map[string]string {
@@ -275,5 +267,3 @@ func (d *Driver) waitNoContainers(ctx context.Context) error {
 	}
 	return err
 }
-
-var _ = driver.ErrNoReplica
