@@ -63,7 +63,7 @@ func ParseS3URL(raw string) (S3Location, error) {
 		ep = "https://s3.amazonaws.com"
 	}
 	eu, err := url.Parse(ep)
-	if err != nil || (eu.Scheme != "http" && eu.Scheme != "https") || eu.Host == "" {
+	if err != nil || (eu.Scheme != "http" && eu.Scheme != "https") || eu.Hostname() == "" {
 		return S3Location{}, fmt.Errorf("%w: blob store endpoint %q: want http(s)://HOST[:PORT]", ErrInvalid, ep)
 	}
 	loc.Endpoint, loc.Secure = eu.Host, eu.Scheme == "https"

@@ -310,6 +310,7 @@ func TestParseS3URL(t *testing.T) {
 		{"credentials in the URL", "s3://key:secret@blobs?endpoint=http://h:1", registry.S3Location{}, false},
 		{"not s3", "http://blobs", registry.S3Location{}, false},
 		{"bad endpoint", "s3://blobs?endpoint=ftp://h", registry.S3Location{}, false},
+		{"endpoint without a host", "s3://blobs?endpoint=http://:7070", registry.S3Location{}, false},
 		{"unknown parameter", "s3://blobs?endpoint=http://h:1&secret=x", registry.S3Location{}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
