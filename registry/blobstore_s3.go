@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
@@ -187,19 +188,63 @@ func notFound(err error) bool {
 }
 
 // Stat implements oci.BlobStore.
-func (s *S3BlobStore) Stat(ctx context.Context, digest string) (int64, error) {
+func (s *S3BlobStore) Stat(ctx context.Context, digest string) (oci.BlobInfo, error) {
 	key, err := s.key(digest)
 	if err != nil {
-		return 0, err
+		return oci.BlobInfo{}, err
 	}
 	info, err := s.c.StatObject(ctx, s.loc.Bucket, key, minio.StatObjectOptions{})
 	if notFound(err) {
-		return 0, fmt.Errorf("%w: %s", oci.ErrBlobNotFound, digest)
+		return oci.BlobInfo{}, fmt.Errorf("%w: %s", oci.ErrBlobNotFound, digest)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("stat %s in the blob store: %w", digest, err)
+		return oci.BlobInfo{}, fmt.Errorf("stat %s in the blob store: %w", digest, err)
 	}
-	return info.Size, nil
+	bi := oci.BlobInfo{Digest: digest, Size: info.Size, Modified: info.LastModified}
+	if t := s.touched(ctx, digest); t.After(bi.Modified) {
+		bi.Modified = t
+	}
+	return bi, nil
+}
+
+// Touch implements oci.BlobStore with an empty marker object,
+// <prefix>touched/<algorithm>/<first two hex>/<hex>, written now: S3 has no
+// way to renew an object's time that every implementation honours (a copy
+// onto itself does on AWS, not everywhere), and a marker is one small PUT
+// whatever the blob's size. A blob's time is the later of the two.
+func (s *S3BlobStore) Touch(ctx context.Context, digest string) error {
+	if _, err := s.Stat(ctx, digest); err != nil {
+		return err
+	}
+	key, err := s.markerKey(digest)
+	if err != nil {
+		return err
+	}
+	if _, err := s.c.PutObject(ctx, s.loc.Bucket, key, strings.NewReader(""), 0, minio.PutObjectOptions{}); err != nil {
+		return fmt.Errorf("touch %s in the blob store: %w", digest, err)
+	}
+	return nil
+}
+
+func (s *S3BlobStore) markerKey(digest string) (string, error) {
+	key, err := s.key(digest)
+	if err != nil {
+		return "", err
+	}
+	return s.loc.Prefix + "touched/" + strings.TrimPrefix(key, s.loc.Prefix+"blobs/"), nil
+}
+
+// touched returns when the blob was last touched (zero if never).
+func (s *S3BlobStore) touched(ctx context.Context, digest string) time.Time {
+	key, err := s.markerKey(digest)
+	if err != nil {
+		return time.Time{}
+	}
+	info, err := s.c.StatObject(ctx, s.loc.Bucket, key, minio.StatObjectOptions{})
+	if err != nil {
+		return time.Time{}
+	}
+	return info.LastModified
 }
 
 // Open implements oci.BlobStore. The object is read lazily, with ranged
@@ -247,12 +292,34 @@ func (s *S3BlobStore) Delete(ctx context.Context, digest string) error {
 	if err := s.c.RemoveObject(ctx, s.loc.Bucket, key, minio.RemoveObjectOptions{}); err != nil && !notFound(err) {
 		return fmt.Errorf("delete %s from the blob store: %w", digest, err)
 	}
+	marker, _ := s.markerKey(digest)
+	if err := s.c.RemoveObject(ctx, s.loc.Bucket, marker, minio.RemoveObjectOptions{}); err != nil && !notFound(err) {
+		return fmt.Errorf("delete %s from the blob store: %w", digest, err)
+	}
 	return nil
 }
 
-// Walk implements oci.BlobStore.
-func (s *S3BlobStore) Walk(ctx context.Context, fn func(digest string, size int64) error) error {
-	prefix := s.loc.Prefix + "blobs/"
+// Walk implements oci.BlobStore: the blobs, each with the later of its
+// own time and its touch marker's.
+func (s *S3BlobStore) Walk(ctx context.Context, fn func(oci.BlobInfo) error) error {
+	touched := map[string]time.Time{}
+	if err := s.list(ctx, "touched/", func(digest string, _ int64, t time.Time) error {
+		touched[digest] = t
+		return nil
+	}); err != nil {
+		return err
+	}
+	return s.list(ctx, "blobs/", func(digest string, size int64, t time.Time) error {
+		if tt := touched[digest]; tt.After(t) {
+			t = tt
+		}
+		return fn(oci.BlobInfo{Digest: digest, Size: size, Modified: t})
+	})
+}
+
+// list calls fn for every object under prefix/<algorithm>/<xx>/<hex>.
+func (s *S3BlobStore) list(ctx context.Context, sub string, fn func(digest string, size int64, t time.Time) error) error {
+	prefix := s.loc.Prefix + sub
 	for obj := range s.c.ListObjects(ctx, s.loc.Bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
 		if obj.Err != nil {
 			return fmt.Errorf("list the blob store: %w", obj.Err)
@@ -261,7 +328,7 @@ func (s *S3BlobStore) Walk(ctx context.Context, fn func(digest string, size int6
 		if len(parts) != 3 {
 			continue
 		}
-		if err := fn(parts[0]+":"+parts[2], obj.Size); err != nil {
+		if err := fn(parts[0]+":"+parts[2], obj.Size, obj.LastModified); err != nil {
 			return err
 		}
 	}

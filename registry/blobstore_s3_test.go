@@ -134,18 +134,24 @@ func digestOf(b []byte) string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
-func TestS3BlobStore(t *testing.T) {
-	s := startS3(t)
+// TestBlobStores runs the same checks on both blob stores: the folder and
+// an S3 bucket on a real versitygw.
+func TestBlobStores(t *testing.T) {
+	t.Run("folder", func(t *testing.T) { testBlobStore(t, oci.FolderBlobs{Dir: t.TempDir()}) })
+	t.Run("s3", func(t *testing.T) { testBlobStore(t, startS3(t).store) })
+}
+
+func testBlobStore(t *testing.T, store oci.BlobStore) {
 	ctx := context.Background()
 	put := func(content []byte, digest string) error {
 		vr, err := oci.VerifyingReader(bytes.NewReader(content), digest)
 		if err != nil {
 			return err
 		}
-		return s.store.Put(ctx, digest, vr, int64(len(content)))
+		return store.Put(ctx, digest, vr, int64(len(content)))
 	}
 	small := []byte("a small blob")
-	large := make([]byte, registry.S3PartSize+3<<20) // a multipart upload
+	large := make([]byte, registry.S3PartSize+3<<20) // a multipart upload in S3
 	_, _ = rand.Read(large)
 	for _, tc := range []struct {
 		name    string
@@ -156,11 +162,11 @@ func TestS3BlobStore(t *testing.T) {
 			if err := put(tc.content, d); err != nil {
 				t.Fatalf("Put: %v", err)
 			}
-			n, err := s.store.Stat(ctx, d)
-			if err != nil || n != int64(len(tc.content)) {
-				t.Fatalf("Stat = %d, %v; want %d", n, err, len(tc.content))
+			bi, err := store.Stat(ctx, d)
+			if err != nil || bi.Size != int64(len(tc.content)) || bi.Modified.IsZero() {
+				t.Fatalf("Stat = %+v, %v; want size %d and a time", bi, err, len(tc.content))
 			}
-			rc, err := s.store.Open(ctx, d)
+			rc, err := store.Open(ctx, d)
 			if err != nil {
 				t.Fatalf("Open: %v", err)
 			}
@@ -179,26 +185,46 @@ func TestS3BlobStore(t *testing.T) {
 			if !errors.Is(err, oci.ErrDigestMismatch) {
 				t.Fatalf("Put with a wrong digest: err = %v, want ErrDigestMismatch", err)
 			}
-			if _, err := s.store.Stat(ctx, wrong); !errors.Is(err, oci.ErrBlobNotFound) {
+			if _, err := store.Stat(ctx, wrong); !errors.Is(err, oci.ErrBlobNotFound) {
 				t.Fatalf("Stat after a refused Put: err = %v, want ErrBlobNotFound", err)
 			}
 		})
 	}
 	var walked []string
-	if err := s.store.Walk(ctx, func(d string, _ int64) error { walked = append(walked, d); return nil }); err != nil {
+	if err := store.Walk(ctx, func(bi oci.BlobInfo) error { walked = append(walked, bi.Digest); return nil }); err != nil {
 		t.Fatalf("Walk: %v", err)
 	}
 	if len(walked) != 2 {
 		t.Errorf("Walk found %v, want the 2 blobs put", walked)
 	}
-	if err := s.store.Delete(ctx, digestOf(small)); err != nil {
+	// Touch renews the time garbage collection goes by. Times are those of
+	// the store (S3: whole seconds), so the test waits until the store's
+	// clock has moved past the blob's time before touching it.
+	before, err := store.Stat(ctx, digestOf(small))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for time.Since(before.Modified) < 1100*time.Millisecond {
+		time.Sleep(50 * time.Millisecond) // the store's clock has a resolution of a second
+	}
+	if err := store.Touch(ctx, digestOf(small)); err != nil {
+		t.Fatalf("Touch: %v", err)
+	}
+	after, err := store.Stat(ctx, digestOf(small))
+	if err != nil || !after.Modified.After(before.Modified) || after.Size != before.Size {
+		t.Errorf("after Touch: %+v, %v; want a later time than %s and the same size", after, err, before.Modified)
+	}
+	if err := store.Delete(ctx, digestOf(small)); err != nil {
 		t.Fatalf("Delete: %v", err)
 	}
-	if _, err := s.store.Open(ctx, digestOf(small)); !errors.Is(err, oci.ErrBlobNotFound) {
+	if _, err := store.Open(ctx, digestOf(small)); !errors.Is(err, oci.ErrBlobNotFound) {
 		t.Errorf("Open after Delete: err = %v, want ErrBlobNotFound", err)
 	}
-	if err := s.store.Delete(ctx, digestOf(small)); err != nil {
+	if err := store.Delete(ctx, digestOf(small)); err != nil {
 		t.Errorf("Delete again: %v, want nil", err)
+	}
+	if err := store.Touch(ctx, digestOf(small)); !errors.Is(err, oci.ErrBlobNotFound) {
+		t.Errorf("Touch of a deleted blob: err = %v, want ErrBlobNotFound", err)
 	}
 }
 

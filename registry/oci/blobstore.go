@@ -9,18 +9,22 @@ import (
 	"hash"
 	"io"
 	"strings"
+	"time"
 )
 
-// BlobStore keeps blob content by digest somewhere every replica reaches,
-// other than the blob folder: an S3 bucket. Uploads in progress stay in
-// the blob folder; only verified content is handed to Put.
+// BlobStore keeps blob content by digest where every replica reaches it:
+// the blob folder (FolderBlobs) or an S3 bucket. Uploads in progress stay
+// in the blob folder; only verified content is handed to Put. Blob garbage
+// collection is written against this interface, so that it runs on both:
+// Walk lists the blobs with the time each was last written or touched,
+// Touch marks a blob as just used, Delete removes it.
 //
 // Implementations must make a blob visible only whole: an interrupted Put
-// leaves no object under the digest's key.
+// leaves nothing under the digest.
 type BlobStore interface {
-	// Stat returns the size of the blob, or an error wrapping
+	// Stat returns the blob's size and time, or an error wrapping
 	// ErrBlobNotFound.
-	Stat(ctx context.Context, digest string) (int64, error)
+	Stat(ctx context.Context, digest string) (BlobInfo, error)
 	// Open returns the blob's content for reading and seeking (Range
 	// requests), or an error wrapping ErrBlobNotFound.
 	Open(ctx context.Context, digest string) (io.ReadSeekCloser, error)
@@ -30,8 +34,18 @@ type BlobStore interface {
 	Put(ctx context.Context, digest string, r io.Reader, size int64) error
 	// Delete removes the blob; a blob already gone is not an error.
 	Delete(ctx context.Context, digest string) error
+	// Touch sets the blob's time to now (a client is about to use it).
+	Touch(ctx context.Context, digest string) error
 	// Walk calls fn for every blob the store holds.
-	Walk(ctx context.Context, fn func(digest string, size int64) error) error
+	Walk(ctx context.Context, fn func(BlobInfo) error) error
+}
+
+// BlobInfo describes a stored blob.
+type BlobInfo struct {
+	Digest string
+	Size   int64
+	// Modified is when the blob was written or last touched.
+	Modified time.Time
 }
 
 // ErrBlobNotFound is what a BlobStore reports for a digest it does not hold.

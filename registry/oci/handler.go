@@ -322,11 +322,11 @@ func (s *blobStore) uploadPath(id string) string {
 // stat returns the blob's size, or an error wrapping os.ErrNotExist.
 func (s *blobStore) stat(ctx context.Context, d v1.Hash) (int64, error) {
 	if s.remote != nil {
-		n, err := s.remote.Stat(ctx, d.String())
+		bi, err := s.remote.Stat(ctx, d.String())
 		if errors.Is(err, ErrBlobNotFound) {
 			return 0, fmt.Errorf("%w: %w", os.ErrNotExist, err)
 		}
-		return n, err
+		return bi.Size, err
 	}
 	fi, err := os.Stat(s.path(d))
 	if err != nil {
