@@ -50,6 +50,9 @@ type Config struct {
 	// AdminPassword guards /api/v1/backup and OCI pushes (user "admin").
 	// Empty refuses both.
 	AdminPassword string
+	// UploadMaxAge is how long an upload may receive nothing before it is
+	// pruned (default DefaultUploadMaxAge; negative: never).
+	UploadMaxAge time.Duration
 
 	Logger *slog.Logger
 	// EtcdLogLevel is the lowest etcd log level passed on to Logger
@@ -84,6 +87,7 @@ type Replica struct {
 	cli   atomic.Pointer[clientv3.Client]
 	store atomic.Pointer[Store]
 	oci   atomic.Pointer[http.Handler]
+	auth  *authority
 	// blobs is the S3 blob store, if configured.
 	blobs *S3BlobStore
 
@@ -138,6 +142,7 @@ func Start(ctx context.Context, cfg Config) (*Replica, error) {
 	}
 	log = log.With("replica", cfg.ID)
 	r := &Replica{cfg: cfg, known: known, log: log, ready: make(chan struct{}), failed: make(chan struct{})}
+	r.auth = newAuthority(r.cli.Load, cfg.Cluster, cfg.ID, cfg.AdminPassword, log.With("component", "auth"))
 	r.hc = cfg.HTTPClient
 	if r.hc == nil {
 		r.hc = &http.Client{Timeout: 2 * time.Second}
@@ -187,8 +192,11 @@ func Start(ctx context.Context, cfg Config) (*Replica, error) {
 	}
 	r.etcd = e
 	r.ctx, r.cancel = context.WithCancel(context.Background())
-	r.httpSrv = &http.Server{Handler: r.routes(), ReadHeaderTimeout: 10 * time.Second}
-	r.wg.Add(2)
+	// No ReadTimeout or WriteTimeout: a blob may take long to send. An idle
+	// body is bounded by the upload handlers, an idle connection here.
+	r.httpSrv = &http.Server{Handler: r.routes(), ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
+	r.wg.Add(3)
 	go func() {
 		defer r.wg.Done()
 		if err := r.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -198,6 +206,10 @@ func Start(ctx context.Context, cfg Config) (*Replica, error) {
 	go func() {
 		defer r.wg.Done()
 		r.bootstrap()
+	}()
+	go func() {
+		defer r.wg.Done()
+		r.pruneUploads()
 	}()
 	log.Info("replica starting", "release", cfg.Release, "schema_known", known, "http", r.httpURL,
 		"client", r.clientURL, "peer", r.peerURL)

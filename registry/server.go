@@ -79,6 +79,7 @@ func (r *Replica) routes() http.Handler {
 	mux.HandleFunc("DELETE /api/v1/upgrade/lock", r.handleUnlock)
 	mux.HandleFunc("POST /api/v1/upgrade/journal", r.handleAppend)
 	mux.HandleFunc("GET /{$}", r.handleUI)
+	r.authRoutes(mux)
 	mux.HandleFunc("/v2/", func(w http.ResponseWriter, req *http.Request) {
 		h := r.oci.Load()
 		if h == nil {
@@ -99,15 +100,12 @@ func (r *Replica) ociHandler(st *Store) http.Handler {
 		blobs = r.blobs
 	}
 	return oci.NewHandler(oci.Options{
-		Meta:    st,
-		BlobDir: r.cfg.BlobDir,
-		Blobs:   blobs,
-		// The Docker CLI sends its login only after a challenge: without
-		// one it cannot push. Clients that send credentials up front, and
-		// anonymous pulls by them, are unaffected.
-		PingChallenge: r.cfg.AdminPassword != "",
-		CheckAdmin:    r.checkAdmin,
-		Logger:        r.log.With("component", "oci"),
+		Meta:       st,
+		BlobDir:    r.cfg.BlobDir,
+		Blobs:      blobs,
+		CheckAdmin: r.checkAdmin,
+		Authorizer: r.auth,
+		Logger:     r.log.With("component", "oci"),
 	})
 }
 
@@ -323,10 +321,7 @@ func (r *Replica) handleStats(w http.ResponseWriter, req *http.Request) {
 }
 
 func (r *Replica) handleBackup(w http.ResponseWriter, req *http.Request) {
-	user, pass, ok := req.BasicAuth()
-	if !ok || !r.checkAdmin(user, pass) {
-		w.Header().Set("WWW-Authenticate", `Basic realm="ladder-registry"`)
-		writeJSONResponse(w, http.StatusUnauthorized, map[string]string{"error": "admin credentials required"})
+	if !r.requireAdmin(w, req) {
 		return
 	}
 	cli := r.cli.Load()

@@ -26,14 +26,14 @@ import (
 func newClusterCmd(e *env) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "cluster",
-		Short: "Create, list, inspect, restart and destroy clusters",
+		Short: "Create, adopt, list, inspect, restart, forget and destroy clusters",
 		Long: `A cluster is a set of reference registry replicas sharing a replicated
 store. The local driver runs them as processes on this machine, with their
 data, logs and pid files under $LADDER_HOME/clusters/NAME (default
 ~/.ladder). Every command takes --cluster NAME (default "default").`,
 	}
 	c.AddCommand(newClusterCreateCmd(e), newClusterConnectCmd(e), newClusterListCmd(e), newClusterStatusCmd(e), newRestartCmd(e, "ladder cluster restart"),
-		newClusterDestroyCmd(e), newClusterSeedCmd(e))
+		newClusterDestroyCmd(e), newClusterSeedCmd(e), newRotateKeyCmd(e), newClusterAdoptCmd(e), newClusterForgetCmd(e))
 	return c
 }
 
@@ -43,6 +43,9 @@ func newClusterCreateCmd(e *env) *cobra.Command {
 		version  string
 		replicas int
 		password string
+		pwFile   string
+		pwStdin  bool
+		anonPull bool
 		drv      string
 		build    string
 		timeout  time.Duration
@@ -59,10 +62,20 @@ is healthy and the store has settled.
 
 --service etcd starts etcd members instead, each named by its replica id,
 from the releases ladder builds and caches (ladder releases fetch etcd
-3.5.35); etcd needs no admin password.
+3.5.35); etcd needs no admin password. With --driver docker each release
+runs from an image built FROM scratch from its cached binary the first time
+it is needed, ladder-etcd:VERSION-BUILD, BUILD naming the binary. An etcd
+cluster ladder did not create is taken over with ladder cluster adopt.
 
-Without --admin-password a password is generated and written to a file
-readable only by you; its path is printed.
+The registry's admin password (user "admin": pushes, deletes, users,
+backups, and ladder's own calls) comes from --admin-password-file FILE or
+the first line of standard input with --admin-password-stdin; without
+either, one is generated. Either way it is kept in a file readable only by
+you, whose path is printed. A password is never taken on the command line.
+
+Anyone may pull from the registry without logging in unless
+--anonymous-pull=false (change it later with: ladder users anonymous-pull
+on|off).
 
 --driver swarm runs each replica as a service of one task on a Docker
 Swarm (the engine DOCKER_HOST names must be a manager), placed on --nodes;
@@ -74,15 +87,30 @@ AWS_SECRET_ACCESS_KEY, never from the command line, and are given to the
 replicas as a secret.`,
 		Example: `  ladder cluster create --version 2.1.4
   ladder cluster create --cluster kv --service etcd --version 3.5.35
+  ladder cluster create --cluster kv --service etcd --driver docker --version 3.5.35
   ladder cluster create --cluster staging --version 3.0.1 --replicas 5
   ladder cluster create --driver swarm --nodes node-a,node-b,node-c --version 2.1.4 \
     --blob-store 's3://ladder-blobs?endpoint=http://10.0.0.5:7070&region=us-east-1' \
     --blob-credentials ~/.ladder/s3.keys --create-bucket`,
 		Args: exactArgs(),
 		RunE: func(c *cobra.Command, args []string) error {
-			_, err := newCluster(e, e.stdout, createOpts{cluster: cf.name, version: version, replicas: replicas,
-				password: password, driver: drv, build: build, timeout: timeout, service: svc, nodes: nodes, blobs: blobs})
-			return err
+			if c.Flags().Changed("admin-password") {
+				return usageErr("--admin-password is not accepted: a password on the command line is seen by every user of this machine; " +
+					"use --admin-password-file FILE, or pipe it with --admin-password-stdin")
+			}
+			pw, err := adminPasswordFrom(e, pwFile, pwStdin)
+			if err != nil {
+				return err
+			}
+			if !anonPull && svc != service.RegistryName {
+				return usageErr("--anonymous-pull is a setting of the registry, not of --service %s", svc)
+			}
+			d, err := newCluster(e, e.stdout, createOpts{cluster: cf.name, version: version, replicas: replicas,
+				password: pw, driver: drv, build: build, timeout: timeout, service: svc, nodes: nodes, blobs: blobs})
+			if err != nil || anonPull {
+				return err
+			}
+			return setAnonymousPull(e, d, cf.name, false)
 		},
 	}
 	cf.register(c)
@@ -90,7 +118,11 @@ replicas as a secret.`,
 	c.Flags().IntVar(&replicas, "replicas", 3, "number of replicas")
 	c.Flags().StringVar(&svc, "service", service.RegistryName, "what the replicas run: registry (the reference registry) or etcd (a release built by: ladder releases fetch etcd VERSION)")
 	_ = c.RegisterFlagCompletionFunc("service", completeServices)
-	c.Flags().StringVar(&password, "admin-password", "", "admin password (default: generated)")
+	c.Flags().StringVar(&password, "admin-password", "", "refused: use --admin-password-file or --admin-password-stdin")
+	_ = c.Flags().MarkHidden("admin-password")
+	c.Flags().StringVar(&pwFile, "admin-password-file", "", "`FILE` holding the registry's admin password (default: generated)")
+	c.Flags().BoolVar(&pwStdin, "admin-password-stdin", false, "read the registry's admin password from the first line of standard input")
+	c.Flags().BoolVar(&anonPull, "anonymous-pull", true, "registry: let anyone pull without logging in")
 	c.Flags().StringVar(&drv, "driver", local.Name, "where replicas run: local, docker or swarm (images: ladder images build)")
 	c.Flags().StringSliceVar(&nodes, "nodes", nil, "swarm: nodes to place replicas on, round robin: hostnames or LABEL=VALUE node labels (default: this engine's node)")
 	blobs.register(c)
@@ -152,8 +184,13 @@ func newCluster(e *env, w io.Writer, o createOpts) (driver.Driver, error) {
 	if err != nil {
 		return nil, err
 	}
-	if svc.Name() == service.EtcdName && o.driver != local.Name {
-		return nil, usageErr("--service etcd runs on --driver local for now")
+	if svc.Name() == service.EtcdName && o.driver == docker.Name {
+		// Each etcd release is its own binary: its image is built from
+		// the cached binary when first needed, named by that binary.
+		if o.build != "" {
+			return nil, usageErr("--build names images of the reference registry; etcd's images are built from the releases ladder fetched (ladder releases fetch etcd %s)", o.version)
+		}
+		o.build = docker.BuildPerRelease
 	}
 	spec := driver.Spec{Cluster: o.cluster, Service: svc, Version: o.version, Replicas: o.replicas, Timeout: o.timeout}
 	generated := false

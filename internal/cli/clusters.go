@@ -74,6 +74,9 @@ func serviceOf(rec home.Record) (driver.Service, error) {
 // appOf is what the upgrade engine knows of the cluster's service, d.
 func appOf(d driver.Driver, rec home.Record) (upgrade.App, error) {
 	if rec.Service == service.EtcdName {
+		if _, err := clusterClientTLS(rec.Name); err != nil {
+			return nil, err
+		}
 		return etcdApp(d), nil
 	}
 	pw, err := rec.Secret(service.AdminPasswordSecret)

@@ -30,7 +30,8 @@ func createCluster(ctx context.Context, stderr io.Writer, o createOpts, root str
 		fmt.Fprintf(stderr, "creating cluster %s: %d replicas of release %s (docker containers)\n", spec.Cluster, spec.Replicas, spec.Version)
 		d, err := docker.Create(ctx, spec, docker.Options{Home: root, Build: build})
 		if err == nil {
-			fmt.Fprintf(stderr, "  images of build %s (%s)\n", d.Build(), docker.ImageRef(spec.Service.Name(), spec.Version, d.Build()))
+			ref, _ := d.ImageOf(ctx, spec.Version)
+			fmt.Fprintf(stderr, "  images of build %s (%s)\n", d.Build(), ref)
 		}
 		return d, err
 	case swarm.Name:

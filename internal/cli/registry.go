@@ -32,7 +32,7 @@ You rarely run these commands by hand: 'ladder cluster create' starts
 replicas with 'registry serve', and 'ladder upgrade' runs 'registry migrate'
 as a one-off job of the target release.`,
 	}
-	c.AddCommand(newRegistryServeCmd(e), newRegistryMigrateCmd(e), newRegistrySeedCmd(e))
+	c.AddCommand(newRegistryServeCmd(e), newRegistryMigrateCmd(e), newRegistrySeedCmd(e), newRegistryGCCmd(e))
 	return c
 }
 
@@ -162,6 +162,7 @@ store member). Logs go to stderr.`,
 	f.StringVar(&cfg.AdvertiseHost, "advertise-host", "", "host name given to peers and clients (default: the host of each listen address)")
 	f.StringVar(&cfg.InitialCluster, "initial-cluster", "", "every member as id=http://host:peer-port, comma-separated (default: this replica alone)")
 	f.StringVar(&passwordFile, "admin-password-file", "", "file holding the admin password (user \"admin\") for pushes, deletes and backups")
+	f.DurationVar(&cfg.UploadMaxAge, "upload-max-age", registry.DefaultUploadMaxAge, "prune uploads that received nothing for this long (negative: never)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&etcdLevel, "store-log-level", "error", "lowest level of the store member's own logs to pass on")
 	f.UintVar(&cfg.TickMs, "tick-ms", 100, "store heartbeat interval in milliseconds")

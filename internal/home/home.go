@@ -76,6 +76,10 @@ type Record struct {
 	// Dir is the cluster's folder when it is not this one: a cluster
 	// connected from the ladder home that created it.
 	Dir string `json:"dir,omitempty"`
+	// Adopted: ladder did not create the cluster, it took over members
+	// that were running (ladder cluster adopt); their data stays where it
+	// was.
+	Adopted bool `json:"adopted,omitempty"`
 }
 
 // Secret reads the secret name of the cluster, without its trailing newline.
