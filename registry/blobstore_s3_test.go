@@ -1,10 +1,9 @@
-package registry_test
+package registry
 
 import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"io"
@@ -14,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -25,7 +25,6 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
-	"github.com/ladder-dev/ladder/registry"
 	"github.com/ladder-dev/ladder/registry/oci"
 )
 
@@ -68,9 +67,9 @@ func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 // s3Server is a running versitygw with a bucket.
 type s3Server struct {
 	endpoint string
-	keys     registry.S3Keys
+	keys     S3Keys
 	bucket   string
-	store    *registry.S3BlobStore
+	store    *S3BlobStore
 }
 
 // startS3 starts versitygw on a temporary folder, with random keys passed
@@ -84,7 +83,7 @@ func startS3(t *testing.T) *s3Server {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	keys := registry.S3Keys{AccessKeyID: "ladder" + randHex(4), SecretAccessKey: randHex(16)}
+	keys := S3Keys{AccessKeyID: "ladder" + randHex(4), SecretAccessKey: randHex(16)}
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, bin, "--port", addr, "posix", t.TempDir())
 	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY_ID="+keys.AccessKeyID, "ROOT_SECRET_ACCESS_KEY="+keys.SecretAccessKey)
@@ -97,7 +96,7 @@ func startS3(t *testing.T) *s3Server {
 	}
 	t.Cleanup(func() { cancel(); _ = cmd.Wait() })
 	s := &s3Server{endpoint: "http://" + addr, keys: keys, bucket: "ladder-test-" + randHex(3)}
-	loc, err := registry.ParseS3URL("s3://" + s.bucket + "?endpoint=" + s.endpoint + "&region=us-east-1")
+	loc, err := ParseS3URL("s3://" + s.bucket + "?endpoint=" + s.endpoint + "&region=us-east-1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +115,7 @@ func startS3(t *testing.T) *s3Server {
 		}
 		time.Sleep(100 * time.Millisecond) // waiting for the server to listen
 	}
-	s.store, err = registry.NewS3BlobStore(ctx, loc, keys)
+	s.store, err = NewS3BlobStore(ctx, loc, keys)
 	if err != nil {
 		t.Fatalf("NewS3BlobStore: %v", err)
 	}
@@ -127,11 +126,6 @@ func randHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-func digestOf(b []byte) string {
-	sum := sha256.Sum256(b)
-	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
 // TestBlobStores runs the same checks on both blob stores: the folder and
@@ -151,7 +145,7 @@ func testBlobStore(t *testing.T, store oci.BlobStore) {
 		return store.Put(ctx, digest, vr, int64(len(content)))
 	}
 	small := []byte("a small blob")
-	large := make([]byte, registry.S3PartSize+3<<20) // a multipart upload in S3
+	large := make([]byte, S3PartSize+3<<20) // a multipart upload in S3
 	_, _ = rand.Read(large)
 	for _, tc := range []struct {
 		name    string
@@ -309,7 +303,7 @@ func TestS3Credentials(t *testing.T) {
 		{"no file", filepath.Join(dir, "none"), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			k, err := registry.S3Credentials(tc.file)
+			k, err := S3Credentials(tc.file)
 			if (err == nil) != tc.ok {
 				t.Fatalf("S3Credentials(%s): %v, want ok=%v", tc.name, err, tc.ok)
 			}
@@ -326,21 +320,21 @@ func TestS3Credentials(t *testing.T) {
 func TestParseS3URL(t *testing.T) {
 	for _, tc := range []struct {
 		name, url string
-		want      registry.S3Location
+		want      S3Location
 		ok        bool
 	}{
 		{"endpoint and region", "s3://blobs?endpoint=http://127.0.0.1:7070&region=eu-west-1",
-			registry.S3Location{Bucket: "blobs", Endpoint: "127.0.0.1:7070", Region: "eu-west-1"}, true},
+			S3Location{Bucket: "blobs", Endpoint: "127.0.0.1:7070", Region: "eu-west-1"}, true},
 		{"prefix and https", "s3://blobs/cluster-a?endpoint=https://s3.example.com",
-			registry.S3Location{Bucket: "blobs", Prefix: "cluster-a/", Endpoint: "s3.example.com", Secure: true}, true},
-		{"credentials in the URL", "s3://key:secret@blobs?endpoint=http://h:1", registry.S3Location{}, false},
-		{"not s3", "http://blobs", registry.S3Location{}, false},
-		{"bad endpoint", "s3://blobs?endpoint=ftp://h", registry.S3Location{}, false},
-		{"endpoint without a host", "s3://blobs?endpoint=http://:7070", registry.S3Location{}, false},
-		{"unknown parameter", "s3://blobs?endpoint=http://h:1&secret=x", registry.S3Location{}, false},
+			S3Location{Bucket: "blobs", Prefix: "cluster-a/", Endpoint: "s3.example.com", Secure: true}, true},
+		{"credentials in the URL", "s3://key:secret@blobs?endpoint=http://h:1", S3Location{}, false},
+		{"not s3", "http://blobs", S3Location{}, false},
+		{"bad endpoint", "s3://blobs?endpoint=ftp://h", S3Location{}, false},
+		{"endpoint without a host", "s3://blobs?endpoint=http://:7070", S3Location{}, false},
+		{"unknown parameter", "s3://blobs?endpoint=http://h:1&secret=x", S3Location{}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := registry.ParseS3URL(tc.url)
+			got, err := ParseS3URL(tc.url)
 			if (err == nil) != tc.ok || (tc.ok && got != tc.want) {
 				t.Fatalf("ParseS3URL(%q) = %+v, %v; want %+v (ok %v)", tc.url, got, err, tc.want, tc.ok)
 			}
@@ -348,5 +342,114 @@ func TestParseS3URL(t *testing.T) {
 				t.Errorf("the error repeats the URL's secret: %v", err)
 			}
 		})
+	}
+}
+
+// aged shows a blob store's blobs as older than they are, so that the
+// collector, which keeps blobs younger than GCMinAge, can be tested on a
+// bucket whose object times cannot be set back.
+type aged struct {
+	oci.BlobStore
+	by time.Duration
+}
+
+func (a aged) Stat(ctx context.Context, d string) (oci.BlobInfo, error) {
+	bi, err := a.BlobStore.Stat(ctx, d)
+	bi.Modified = bi.Modified.Add(-a.by)
+	return bi, err
+}
+
+func (a aged) Walk(ctx context.Context, fn func(oci.BlobInfo) error) error {
+	return a.BlobStore.Walk(ctx, func(bi oci.BlobInfo) error {
+		bi.Modified = bi.Modified.Add(-a.by)
+		return fn(bi)
+	})
+}
+
+// TestGarbageCollectionS3 runs the collector on a replica whose blobs are
+// in a bucket: the blobs of a deleted image go from the bucket, those of
+// the image kept stay, and the kept image still pulls.
+func TestGarbageCollectionS3(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a replica")
+	}
+	s := startS3(t)
+	ctx := context.Background()
+	keys := filepath.Join(t.TempDir(), "s3.keys")
+	if err := os.WriteFile(keys, s.keys.Format(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfgs := testCluster(t, "gcs3", "3.1.2", 1)
+	cfgs[0].BlobStore = "s3://" + s.bucket + "?endpoint=" + s.endpoint + "&region=us-east-1"
+	cfgs[0].BlobCredentials = keys
+	reps := startAll(t, cfgs)
+	waitSettled(t, "gcs3", members(reps, cfgs))
+	host := strings.TrimPrefix(reps[0].URL(), "http://")
+	auth := remote.WithAuth(&authn.Basic{Username: AdminUser, Password: testPassword})
+	push := func(tag string) (name.Reference, []string) {
+		img, err := random.Image(1024, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref, err := name.ParseReference(host+"/gc/s3:"+tag, name.Insecure)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := remote.Write(ref, img, auth); err != nil {
+			t.Fatalf("push %s: %v", ref, err)
+		}
+		cfg, _ := img.ConfigName()
+		blobs := []string{cfg.String()}
+		layers, _ := img.Layers()
+		for _, l := range layers {
+			d, _ := l.Digest()
+			blobs = append(blobs, d.String())
+		}
+		dgst, _ := img.Digest()
+		return ref.Context().Digest(dgst.String()), blobs
+	}
+	kept, keptBlobs := push("kept")
+	gone, goneBlobs := push("gone")
+	if err := remote.Delete(gone, auth); err != nil {
+		t.Fatalf("delete %s: %v", gone, err)
+	}
+	st := reps[0].store.Load()
+	rep, err := CollectGarbage(ctx, st, aged{s.store, 2 * GCMinAge}, GCOptions{})
+	if err != nil {
+		t.Fatalf("CollectGarbage: %v", err)
+	}
+	slices.Sort(rep.Removed)
+	slices.Sort(goneBlobs)
+	if !slices.Equal(rep.Removed, goneBlobs) {
+		t.Errorf("removed %v, want the deleted image's blobs %v", rep.Removed, goneBlobs)
+	}
+	for _, b := range goneBlobs {
+		if _, err := s.store.Stat(ctx, b); !errors.Is(err, oci.ErrBlobNotFound) {
+			t.Errorf("blob %s of the deleted image: still in the bucket (%v)", b, err)
+		}
+	}
+	for _, b := range keptBlobs {
+		if _, err := s.store.Stat(ctx, b); err != nil {
+			t.Errorf("blob %s of the kept image: %v", b, err)
+		}
+	}
+	img, err := remote.Image(kept, auth)
+	if err != nil {
+		t.Fatalf("pull the kept image: %v", err)
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatalf("pull the kept image: %v", err)
+	}
+	for _, l := range layers {
+		rc, err := l.Compressed()
+		if err != nil {
+			t.Fatalf("pull a layer of the kept image: %v", err)
+		}
+		_, err = io.Copy(io.Discard, rc)
+		rc.Close()
+		if err != nil {
+			t.Fatalf("pull a layer of the kept image: %v", err)
+		}
 	}
 }
