@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/moby/moby/api/pkg/stdcopy"
@@ -164,12 +165,25 @@ func (d *Driver) waitAnswering(ctx context.Context, id string, force uint64) err
 		if err != nil {
 			return false, err
 		}
+		portConflicts := 0
 		for _, t := range tasks {
 			if force != 0 && t.Spec.ForceUpdate != force {
 				continue
 			}
 			switch t.Status.State {
 			case swarm.TaskStateFailed, swarm.TaskStateRejected:
+				// A container of an earlier task that was started again
+				// behind the swarm's back (docker restart) holds the
+				// published port: it is removed, and the swarm's next
+				// attempt gets the port. Any other failure is the new
+				// release's, and ends the wait.
+				if portTaken(taskError(t)) && portConflicts < maxPortConflicts {
+					portConflicts++
+					if err := d.removeStrays(ctx, r); err != nil {
+						return false, err
+					}
+					continue
+				}
 				return false, fmt.Errorf("start %s: task %s %s: %s; last lines of its log (docker service logs %s):\n%s",
 					id, shortID(t.ID), t.Status.State, taskError(t), d.ServiceName(id), d.LogTail(context.WithoutCancel(ctx), id, 15))
 			}
@@ -266,4 +280,44 @@ func (d *Driver) waitNoContainers(ctx context.Context) error {
 		return fmt.Errorf("containers of cluster %s are still there a minute after their services were removed (docker ps --filter label=%s=%s)", d.name, LabelCluster, d.name)
 	}
 	return err
+}
+
+// maxPortConflicts is how many new tasks may fail on a taken port, while
+// strays are removed, before a start is a failure.
+const maxPortConflicts = 3
+
+// portTaken reports whether a task failed because its published port was
+// taken. The engine says so only in the message.
+func portTaken(msg string) bool {
+	return strings.Contains(msg, "port is already allocated") || strings.Contains(msg, "address already in use")
+}
+
+// removeStrays removes the running containers of replica r's service on
+// this node that belong to no task the swarm means to run.
+func (d *Driver) removeStrays(ctx context.Context, r replica) error {
+	tasks, err := d.tasks(ctx, r.Service.ID)
+	if err != nil {
+		return err
+	}
+	wanted := map[string]bool{}
+	for _, t := range tasks {
+		if t.DesiredState == swarm.TaskStateRunning {
+			wanted[t.ID] = true
+		}
+	}
+	cs, err := d.cli.ContainerList(ctx, client.ContainerListOptions{
+		Filters: make(client.Filters).Add("label", "com.docker.swarm.service.id="+r.Service.ID)})
+	if err != nil {
+		return fmt.Errorf("list containers of %s: %w", r.Service.Spec.Name, err)
+	}
+	for _, c := range cs.Items {
+		if wanted[c.Labels["com.docker.swarm.task.id"]] {
+			continue
+		}
+		if _, err := d.cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true}); err != nil {
+			return fmt.Errorf("remove stray container %s of %s: %w", shortID(c.ID), r.Service.Spec.Name, err)
+		}
+		d.opts.Logger.Warn("removed a container of an earlier task that held the replica's port", "replica", r.ID, "container", shortID(c.ID))
+	}
+	return nil
 }
