@@ -5,10 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -175,9 +172,11 @@ func (s *Store) dropBlob(ctx context.Context, dgst string, linkKeys []string) ([
 
 var errReferenced = errors.New("still referenced")
 
-// CollectGarbage removes the blob files under blobDir that no manifest
-// references and that are older than GCMinAge, with their rows.
-func CollectGarbage(ctx context.Context, st *Store, blobDir string, o GCOptions) (GCReport, error) {
+// CollectGarbage removes the blobs of the blob store that no manifest
+// references and that are older than GCMinAge, with their rows. The store
+// is the blob folder (oci.FolderBlobs) or an S3 bucket: the collector only
+// walks, stats and deletes through oci.BlobStore.
+func CollectGarbage(ctx context.Context, st *Store, blobs oci.BlobStore, o GCOptions) (GCReport, error) {
 	start := time.Now()
 	rep := GCReport{DryRun: o.DryRun, Removed: []string{}}
 	refs, err := st.referencedBlobs(ctx)
@@ -185,43 +184,26 @@ func CollectGarbage(ctx context.Context, st *Store, blobDir string, o GCOptions)
 		return rep, fmt.Errorf("collect garbage: %w", err)
 	}
 	type cand struct {
-		dgst, path string
-		size       int64
+		dgst string
+		size int64
 	}
 	var cands []cand
 	cutoff := time.Now().Add(-GCMinAge)
-	entries, err := os.ReadDir(blobDir)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return rep, fmt.Errorf("collect garbage: %w", err)
-	}
-	for _, alg := range entries {
-		if !alg.IsDir() || alg.Name() == "uploads" {
-			continue
-		}
-		err := filepath.WalkDir(filepath.Join(blobDir, alg.Name()), func(p string, d fs.DirEntry, err error) error {
-			if err != nil || d.IsDir() {
-				return err
-			}
-			rep.Blobs++
-			dgst := alg.Name() + ":" + d.Name()
-			if refs[dgst] {
-				rep.Referenced++
-				return nil
-			}
-			fi, err := d.Info()
-			if err != nil {
-				return nil // gone meanwhile
-			}
-			if fi.ModTime().After(cutoff) {
-				rep.Recent++
-				return nil
-			}
-			cands = append(cands, cand{dgst: dgst, path: p, size: fi.Size()})
+	err = blobs.Walk(ctx, func(bi oci.BlobInfo) error {
+		rep.Blobs++
+		if refs[bi.Digest] {
+			rep.Referenced++
 			return nil
-		})
-		if err != nil {
-			return rep, fmt.Errorf("collect garbage: walk blobs: %w", err)
 		}
+		if bi.Modified.After(cutoff) {
+			rep.Recent++
+			return nil
+		}
+		cands = append(cands, cand{dgst: bi.Digest, size: bi.Size})
+		return nil
+	})
+	if err != nil {
+		return rep, fmt.Errorf("collect garbage: walk blobs: %w", err)
 	}
 	var links map[string][]string
 	if !o.DryRun && len(cands) > 0 {
@@ -248,7 +230,7 @@ func CollectGarbage(ctx context.Context, st *Store, blobDir string, o GCOptions)
 		}
 		// Touched since the walk (a client found it and is about to use
 		// it): keep the file and put its links back.
-		if fi, err := os.Stat(c.path); err != nil || fi.ModTime().After(cutoff) {
+		if bi, err := blobs.Stat(ctx, c.dgst); err != nil || bi.Modified.After(cutoff) {
 			for _, l := range dropped {
 				if err := st.LinkBlob(ctx, l.Repo, l.Digest, l.Size); err != nil {
 					return rep, fmt.Errorf("collect garbage: relink blob %s: %w", c.dgst, err)
@@ -257,7 +239,7 @@ func CollectGarbage(ctx context.Context, st *Store, blobDir string, o GCOptions)
 			rep.Recent++
 			continue
 		}
-		if err := os.Remove(c.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := blobs.Delete(ctx, c.dgst); err != nil {
 			return rep, fmt.Errorf("collect garbage: remove blob %s: %w", c.dgst, err)
 		}
 		rep.Removed = append(rep.Removed, c.dgst)
@@ -277,7 +259,7 @@ func (r *Replica) handleGC(w http.ResponseWriter, req *http.Request) {
 		writeJSONResponse(w, http.StatusServiceUnavailable, map[string]string{"error": ErrNotReady.Error()})
 		return
 	}
-	rep, err := CollectGarbage(req.Context(), st, r.cfg.BlobDir, o)
+	rep, err := CollectGarbage(req.Context(), st, r.blobStore(), o)
 	if err != nil {
 		writeJSONResponse(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
 		return
@@ -325,3 +307,12 @@ func (r *Replica) pruneUploads() {
 // DefaultUploadMaxAge is how long an upload may receive nothing before the
 // pruner removes it.
 const DefaultUploadMaxAge = time.Hour
+
+// blobStore is where the replica's blobs are: the S3 bucket if one is
+// configured, else the blob folder.
+func (r *Replica) blobStore() oci.BlobStore {
+	if r.blobs != nil {
+		return r.blobs
+	}
+	return oci.FolderBlobs{Dir: r.cfg.BlobDir}
+}

@@ -29,6 +29,13 @@ type Config struct {
 	Release string // release the replica runs as (catalog.Builtin())
 	DataDir string // the replica's own folder; etcd data in DataDir/store
 	BlobDir string // blob folder shared by every replica
+	// BlobStore, if set, keeps finished blobs in an S3 bucket instead of
+	// BlobDir, which then holds only uploads in progress:
+	// s3://BUCKET[/PREFIX]?endpoint=URL&region=REGION (ParseS3URL).
+	BlobStore string
+	// BlobCredentials is the file of the blob store's keys (S3Credentials);
+	// empty: the environment's.
+	BlobCredentials string
 
 	Listen       string // HTTP host:port (port 0 picks one)
 	PeerListen   string // etcd peer host:port
@@ -81,6 +88,8 @@ type Replica struct {
 	store atomic.Pointer[Store]
 	oci   atomic.Pointer[http.Handler]
 	auth  *authority
+	// blobs is the S3 blob store, if configured.
+	blobs *S3BlobStore
 
 	ready     chan struct{}
 	failed    chan struct{}
@@ -143,6 +152,23 @@ func Start(ctx context.Context, cfg Config) (*Replica, error) {
 	}
 	if err := os.MkdirAll(cfg.BlobDir, 0o755); err != nil {
 		return nil, fmt.Errorf("start replica %s: %w", cfg.ID, err)
+	}
+	if cfg.BlobStore != "" {
+		loc, err := ParseS3URL(cfg.BlobStore)
+		if err != nil {
+			return nil, fmt.Errorf("start replica %s: %w", cfg.ID, err)
+		}
+		keys, err := S3Credentials(cfg.BlobCredentials)
+		if err != nil {
+			return nil, fmt.Errorf("start replica %s: %w", cfg.ID, err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		r.blobs, err = NewS3BlobStore(ctx, loc, keys)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("start replica %s: %w", cfg.ID, err)
+		}
+		log.Info("blobs in an S3 bucket", "store", loc.String())
 	}
 
 	ln, err := net.Listen("tcp", cfg.Listen)

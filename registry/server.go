@@ -95,9 +95,14 @@ func (r *Replica) routes() http.Handler {
 
 // ociHandler is the OCI distribution API over st.
 func (r *Replica) ociHandler(st *Store) http.Handler {
+	var blobs oci.BlobStore
+	if r.blobs != nil {
+		blobs = r.blobs
+	}
 	return oci.NewHandler(oci.Options{
 		Meta:       st,
 		BlobDir:    r.cfg.BlobDir,
+		Blobs:      blobs,
 		CheckAdmin: r.checkAdmin,
 		Authorizer: r.auth,
 		Logger:     r.log.With("component", "oci"),

@@ -239,7 +239,7 @@ func (d *Driver) artifact(ctx context.Context, version string) (driver.Artifact,
 		_, err := d.imageFor(ctx, a)
 		return a, err
 	}
-	return a, checkImage(ctx, d.cli, d.svc.Name(), a.Version, d.build)
+	return a, CheckImage(ctx, d.cli, d.svc.Name(), a.Version, d.build)
 }
 
 // Build is the image build the cluster runs.

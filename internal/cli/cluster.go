@@ -16,7 +16,9 @@ import (
 	"github.com/ladder-dev/ladder/driver"
 	"github.com/ladder-dev/ladder/driver/docker"
 	"github.com/ladder-dev/ladder/driver/local"
+	"github.com/ladder-dev/ladder/driver/swarm"
 	"github.com/ladder-dev/ladder/internal/home"
+	"github.com/ladder-dev/ladder/registry"
 	"github.com/ladder-dev/ladder/service"
 	"github.com/ladder-dev/ladder/upgrade"
 )
@@ -47,6 +49,8 @@ func newClusterCreateCmd(e *env) *cobra.Command {
 		drv      string
 		build    string
 		timeout  time.Duration
+		nodes    []string
+		blobs    blobFlags
 		svc      string
 	)
 	c := &cobra.Command{
@@ -71,11 +75,23 @@ you, whose path is printed. A password is never taken on the command line.
 
 Anyone may pull from the registry without logging in unless
 --anonymous-pull=false (change it later with: ladder users anonymous-pull
-on|off).`,
+on|off).
+
+--driver swarm runs each replica as a service of one task on a Docker
+Swarm (the engine DOCKER_HOST names must be a manager), placed on --nodes;
+every node needs the release images (ladder images build, then docker save
+| docker load on the others). Blobs are then best kept in an S3 bucket
+that every node reaches (--blob-store); the keys come from the file
+--blob-credentials names (mode 0600) or from AWS_ACCESS_KEY_ID and
+AWS_SECRET_ACCESS_KEY, never from the command line, and are given to the
+replicas as a secret.`,
 		Example: `  ladder cluster create --version 2.1.4
   ladder cluster create --cluster kv --service etcd --version 3.5.35
   ladder cluster create --cluster kv --service etcd --driver docker --version 3.5.35
-  ladder cluster create --cluster staging --version 3.0.1 --replicas 5`,
+  ladder cluster create --cluster staging --version 3.0.1 --replicas 5
+  ladder cluster create --driver swarm --nodes node-a,node-b,node-c --version 2.1.4 \
+    --blob-store 's3://ladder-blobs?endpoint=http://10.0.0.5:7070&region=us-east-1' \
+    --blob-credentials ~/.ladder/s3.keys --create-bucket`,
 		Args: exactArgs(),
 		RunE: func(c *cobra.Command, args []string) error {
 			if c.Flags().Changed("admin-password") {
@@ -90,7 +106,7 @@ on|off).`,
 				return usageErr("--anonymous-pull is a setting of the registry, not of --service %s", svc)
 			}
 			d, err := newCluster(e, e.stdout, createOpts{cluster: cf.name, version: version, replicas: replicas,
-				password: pw, driver: drv, build: build, timeout: timeout, service: svc})
+				password: pw, driver: drv, build: build, timeout: timeout, service: svc, nodes: nodes, blobs: blobs})
 			if err != nil || anonPull {
 				return err
 			}
@@ -107,7 +123,9 @@ on|off).`,
 	c.Flags().StringVar(&pwFile, "admin-password-file", "", "`FILE` holding the registry's admin password (default: generated)")
 	c.Flags().BoolVar(&pwStdin, "admin-password-stdin", false, "read the registry's admin password from the first line of standard input")
 	c.Flags().BoolVar(&anonPull, "anonymous-pull", true, "registry: let anyone pull without logging in")
-	c.Flags().StringVar(&drv, "driver", local.Name, "where replicas run: local or docker (images: ladder images build)")
+	c.Flags().StringVar(&drv, "driver", local.Name, "where replicas run: local, docker or swarm (images: ladder images build)")
+	c.Flags().StringSliceVar(&nodes, "nodes", nil, "swarm: nodes to place replicas on, round robin: hostnames or LABEL=VALUE node labels (default: this engine's node)")
+	blobs.register(c)
 	_ = c.RegisterFlagCompletionFunc("driver", driverFlag)
 	_ = c.RegisterFlagCompletionFunc("version", versionFlag)
 	c.Flags().StringVar(&build, "build", "", "docker: the image build to run (see: ladder images build; default: the newest that holds --version)")
@@ -129,6 +147,21 @@ type createOpts struct {
 	timeout time.Duration
 	// service names what the replicas run ("": the registry).
 	service string
+	// nodes places a swarm cluster's replicas.
+	nodes []string
+	blobs blobFlags
+}
+
+// blobFlags choose where a new cluster keeps blobs.
+type blobFlags struct {
+	store, credentials string
+	createBucket       bool
+}
+
+func (f *blobFlags) register(c *cobra.Command) {
+	c.Flags().StringVar(&f.store, "blob-store", "", "keep blobs in an S3 bucket: s3://BUCKET?endpoint=http(s)://HOST:PORT&region=REGION (default: a folder the replicas share)")
+	c.Flags().StringVar(&f.credentials, "blob-credentials", "", "file (mode 0600) of AWS_ACCESS_KEY_ID=... and AWS_SECRET_ACCESS_KEY=... lines for --blob-store (default: those environment variables)")
+	c.Flags().BoolVar(&f.createBucket, "create-bucket", false, "create the --blob-store bucket if missing; destroying the cluster then removes it")
 }
 
 // newCluster creates a cluster and waits until it has settled, printing
@@ -168,8 +201,33 @@ func newCluster(e *env, w io.Writer, o createOpts) (driver.Driver, error) {
 		}
 		spec.Secrets = map[string][]byte{service.AdminPasswordSecret: []byte(o.password + "\n")}
 	}
+	if o.blobs.store == "" && (o.blobs.credentials != "" || o.blobs.createBucket) {
+		return nil, usageErr("--blob-credentials and --create-bucket go with --blob-store")
+	}
+	if err := home.CheckNew(root, o.cluster); err != nil {
+		return nil, withCode(ExitUsage, err)
+	}
 	start := time.Now()
-	d, err := createCluster(e.ctx, e.stderr, o.driver, o.build, root, spec)
+	var bs *blobStore
+	if o.blobs.store != "" {
+		if svc.Name() != service.RegistryName {
+			return nil, usageErr("--blob-store is where the registry keeps blobs: it goes with --service %s", service.RegistryName)
+		}
+		if bs, err = prepareBlobStore(e.ctx, e.stderr, o.blobs.store, o.blobs.credentials, o.blobs.createBucket); err != nil {
+			return nil, err
+		}
+		spec.Service = service.Registry{BlobStore: bs.loc.String()}
+		spec.Secrets[service.BlobCredentialsSecret] = bs.keys.Format()
+	}
+	d, err := createCluster(e.ctx, e.stderr, o, root, spec)
+	if err == nil && bs != nil {
+		err = recordBlobStore(root, o.cluster, bs)
+	}
+	if err != nil && bs != nil && bs.created {
+		if rmErr := registry.RemoveBucket(context.WithoutCancel(e.ctx), bs.loc, bs.keys); rmErr != nil {
+			err = errors.Join(err, rmErr)
+		}
+	}
 	if err != nil {
 		var ee *exitError
 		if errors.Is(err, home.ErrClusterExists) || errors.Is(err, driver.ErrNoArtifact) ||
@@ -325,9 +383,18 @@ process or an engine object left) is finished off by running destroy again.`,
 			if err != nil {
 				return err
 			}
+			removeBucket, err := bucketToRemove(rec)
+			if err != nil {
+				return fmt.Errorf("destroy cluster %s: %w", cf.name, err)
+			}
 			err = withLock(e.ctx, d, rec, "destroy", func() error {
 				if err := d.Destroy(e.ctx); err != nil {
 					return err
+				}
+				if removeBucket != nil {
+					if err := removeBucket(e.ctx); err != nil {
+						return err
+					}
 				}
 				// A cluster connected from another home has its folder
 				// there, and its record here.
@@ -371,6 +438,16 @@ func removeLeftovers(e *env, root, name string, noCluster error) error {
 			if engine = left != ""; engine {
 				if err := docker.Remove(e.ctx, name, docker.Options{Home: root, Client: cli}); err != nil {
 					return fmt.Errorf("remove what is left of cluster %s on the engine (%s): %w", name, left, err)
+				}
+			}
+			left, err = swarm.Leftovers(e.ctx, cli, name)
+			if err != nil {
+				return err
+			}
+			if left != "" {
+				engine = true
+				if err := swarm.Remove(e.ctx, name, swarm.Options{Home: root, Client: cli}); err != nil {
+					return fmt.Errorf("remove what is left of cluster %s on the swarm (%s): %w", name, left, err)
 				}
 			}
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/ladder-dev/ladder/driver"
 	"github.com/ladder-dev/ladder/driver/docker"
 	"github.com/ladder-dev/ladder/driver/local"
+	"github.com/ladder-dev/ladder/driver/swarm"
 	"github.com/ladder-dev/ladder/internal/home"
 	"github.com/ladder-dev/ladder/service"
 	"github.com/ladder-dev/ladder/upgrade"
@@ -52,6 +53,9 @@ func openCluster(name string) (driver.Driver, home.Record, error) {
 	case docker.Name:
 		d, err := docker.Open(name, svc, docker.Options{Home: root})
 		return d, rec, err
+	case swarm.Name:
+		d, err := swarm.Open(context.Background(), name, svc, swarm.Options{Home: root})
+		return d, rec, err
 	}
 	return nil, rec, fmt.Errorf("open cluster %s: unknown driver %q in its record", name, rec.Driver)
 }
@@ -59,7 +63,9 @@ func openCluster(name string) (driver.Driver, home.Record, error) {
 // serviceOf returns the service a cluster record names.
 func serviceOf(rec home.Record) (driver.Service, error) {
 	switch rec.Service {
-	case service.RegistryName, service.EtcdName:
+	case service.RegistryName:
+		return service.Registry{BlobStore: rec.BlobStore}, nil
+	case service.EtcdName:
 		return newService(rec.Service)
 	}
 	return nil, fmt.Errorf("open cluster %s: unknown service %q in its record (recreate the cluster with this ladder)", rec.Name, rec.Service)

@@ -3,6 +3,7 @@ package oci
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -29,6 +30,9 @@ type Options struct {
 	// blobs at <BlobDir>/<algorithm>/<first two hex>/<hex>, uploads in
 	// progress at <BlobDir>/uploads/<id>. Required.
 	BlobDir string
+	// Blobs, if set, keeps finished blobs instead of BlobDir (an S3
+	// bucket); uploads in progress stay in BlobDir.
+	Blobs BlobStore
 	// CheckAdmin reports whether basic-auth credentials may push and delete.
 	// Nil refuses every push and delete. Pulls are anonymous. Unused when
 	// Authorizer is set.
@@ -81,7 +85,7 @@ type handler struct {
 func NewHandler(opts Options) http.Handler {
 	h := &handler{
 		meta:        opts.Meta,
-		blobs:       &blobStore{dir: opts.BlobDir},
+		blobs:       &blobStore{dir: opts.BlobDir, remote: opts.Blobs},
 		checkAdmin:  opts.CheckAdmin,
 		maxManifest: opts.MaxManifestBytes,
 		maxBlob:     opts.MaxBlobBytes,
@@ -317,8 +321,12 @@ func (h *handler) emit(e Event) {
 	}
 }
 
-// blobStore is the content-addressed blob folder.
-type blobStore struct{ dir string }
+// blobStore is the content-addressed blob folder, or, with remote set,
+// the folder of uploads in progress beside the store of finished blobs.
+type blobStore struct {
+	dir    string
+	remote BlobStore
+}
 
 func (s *blobStore) path(d v1.Hash) string {
 	return filepath.Join(s.dir, d.Algorithm, d.Hex[:2], d.Hex)
@@ -328,11 +336,32 @@ func (s *blobStore) uploadPath(id string) string {
 	return filepath.Join(s.dir, "uploads", id)
 }
 
-// stat returns the blob's size, or an error wrapping os.ErrNotExist.
-func (s *blobStore) stat(d v1.Hash) (int64, error) {
+// stat returns the blob's size and time, or an error wrapping
+// os.ErrNotExist.
+func (s *blobStore) stat(ctx context.Context, d v1.Hash) (BlobInfo, error) {
+	if s.remote != nil {
+		bi, err := s.remote.Stat(ctx, d.String())
+		if errors.Is(err, ErrBlobNotFound) {
+			return bi, fmt.Errorf("%w: %w", os.ErrNotExist, err)
+		}
+		return bi, err
+	}
 	fi, err := os.Stat(s.path(d))
 	if err != nil {
-		return 0, err
+		return BlobInfo{}, err
 	}
-	return fi.Size(), nil
+	return BlobInfo{Digest: d.String(), Size: fi.Size(), Modified: fi.ModTime()}, nil
+}
+
+// open opens the blob for reading and seeking, or returns an error
+// wrapping os.ErrNotExist.
+func (s *blobStore) open(ctx context.Context, d v1.Hash) (io.ReadSeekCloser, error) {
+	if s.remote != nil {
+		rc, err := s.remote.Open(ctx, d.String())
+		if errors.Is(err, ErrBlobNotFound) {
+			return nil, fmt.Errorf("%w: %w", os.ErrNotExist, err)
+		}
+		return rc, err
+	}
+	return os.Open(s.path(d))
 }

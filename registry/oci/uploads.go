@@ -1,6 +1,7 @@
 package oci
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -230,13 +231,12 @@ func (h *handler) mount(w http.ResponseWriter, r *http.Request, name, mount, fro
 			return false
 		}
 	}
-	path := h.blobs.path(d)
-	fi, err := os.Stat(path)
+	bi, err := h.blobs.stat(r.Context(), d)
 	if err != nil {
 		return false
 	}
-	size := fi.Size()
-	touch(path, fi.ModTime())
+	size := bi.Size
+	h.blobs.touch(r.Context(), d, bi.Modified)
 	if err := h.meta.LinkBlob(r.Context(), name, d.String(), size); err != nil {
 		h.fail(w, r, fmt.Errorf("link mounted blob: %w", err))
 		return true
@@ -419,14 +419,9 @@ func (h *handler) finish(w http.ResponseWriter, r *http.Request, name string, u 
 	if err := u.f.Sync(); err != nil {
 		return fmt.Errorf("sync upload: %w", err)
 	}
-	target := h.blobs.path(d)
-	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-		return fmt.Errorf("create blob folder: %w", err)
+	if err := h.blobs.commit(r.Context(), u, d); err != nil {
+		return err
 	}
-	if err := os.Rename(u.path, target); err != nil {
-		return fmt.Errorf("move blob into place: %w", err)
-	}
-	syncDir(filepath.Dir(target))
 	if err := h.meta.LinkBlob(r.Context(), name, d.String(), u.size); err != nil {
 		return fmt.Errorf("link blob: %w", err)
 	}
@@ -445,6 +440,34 @@ func syncDir(dir string) {
 		_ = f.Sync()
 		_ = f.Close()
 	}
+}
+
+// commit makes a verified upload the blob d: renamed into place in the
+// blob folder, or streamed to the blob store (verified again on the way,
+// multipart for large blobs) and then removed.
+func (s *blobStore) commit(ctx context.Context, u *upload, d v1.Hash) error {
+	if s.remote != nil {
+		vr, err := VerifyingReader(io.NewSectionReader(u.f, 0, u.size), d.String())
+		if err != nil {
+			return err
+		}
+		if err := s.remote.Put(ctx, d.String(), vr, u.size); err != nil {
+			return fmt.Errorf("store blob: %w", err)
+		}
+		if err := os.Remove(u.path); err != nil {
+			return fmt.Errorf("remove finished upload: %w", err)
+		}
+		return nil
+	}
+	target := s.path(d)
+	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+		return fmt.Errorf("create blob folder: %w", err)
+	}
+	if err := os.Rename(u.path, target); err != nil {
+		return fmt.Errorf("move blob into place: %w", err)
+	}
+	syncDir(filepath.Dir(target))
+	return nil
 }
 
 // bodyIdle is how long an upload's body may send nothing before the
