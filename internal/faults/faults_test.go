@@ -1,8 +1,11 @@
 package faults
 
 import (
+	"flag"
 	"os"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +22,12 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	// A case spends most of its time waiting on its cluster: run four at
+	// once unless -test.parallel says otherwise.
+	if f := flag.Lookup("test.parallel"); f != nil && f.Value.String() == f.DefValue {
+		_ = f.Value.Set(strconv.Itoa(max(4, runtime.GOMAXPROCS(0))))
+	}
 	code := m.Run()
 	if !swarmtest.Leave() {
 		code = 1
