@@ -35,6 +35,10 @@ const (
 	createdKey    = keyRoot + TableProperties + "/cluster.created"
 	checkpointKey = keyRoot + TableProperties + "/migration.checkpoint"
 	historyPrefix = keyRoot + TableProperties + "/migration.done."
+	// fenceKey, while it exists, holds writers back: a migration that
+	// could not verify under their writes puts it, on a lease, for its
+	// last pass.
+	fenceKey = keyRoot + TableProperties + "/migration.fence"
 )
 
 // prefixOf is the key prefix of a table: /registry/<table>/.

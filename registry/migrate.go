@@ -26,7 +26,8 @@ type Migration struct {
 	Description string
 	// Tables are the tables Run reads or writes. A write to any of them
 	// while the migration verifies makes it verify again before it records
-	// the new schema.
+	// the new schema; after verifyAttempts such passes it holds writers
+	// back for the last one (see fenced).
 	Tables []string
 	Run    func(ctx context.Context, b *Batcher) error
 }
@@ -196,28 +197,90 @@ func (s *Store) runMigration(ctx context.Context, m Migration, opts MigrateOptio
 			return err
 		}
 	}
-	for attempt := 0; attempt < 8; attempt++ {
-		// Remember the tables' revisions, check every row again, and record
-		// the new schema only if no writer touched the tables meanwhile.
-		marks, err := s.markers(ctx, m.Tables)
-		if err != nil {
-			return err
-		}
-		// Verification always starts over: rows before an interrupted
-		// verification's checkpoint may have changed since.
-		b := r.batcher(phaseVerify, nil)
-		if err := m.Run(ctx, b); err != nil {
-			return err
-		}
-		if b.changed > 0 {
-			continue
-		}
-		done, err := r.complete(ctx, marks)
+	for attempt := 0; attempt < verifyAttempts; attempt++ {
+		done, err := r.verify(ctx)
 		if err != nil || done {
 			return err
 		}
 	}
-	return fmt.Errorf("%w: the tables kept changing while the migration verified them; run it again when writes calm down", ErrConflict)
+	// Writers kept changing the tables faster than a pass could check
+	// them: hold them back for one last pass.
+	return r.fenced(ctx)
+}
+
+// verifyAttempts is how many verification passes run beside writers before
+// the migration holds writes back for its last one.
+const verifyAttempts = 3
+
+// verify remembers the tables' revisions, checks every row again, and
+// records the new schema only if nothing changed and no writer touched the
+// tables meanwhile.
+func (r *migrationRun) verify(ctx context.Context) (bool, error) {
+	marks, err := r.s.markers(ctx, r.m.Tables)
+	if err != nil {
+		return false, err
+	}
+	// Verification always starts over: rows before an interrupted
+	// verification's checkpoint may have changed since.
+	b := r.batcher(phaseVerify, nil)
+	if err := r.m.Run(ctx, b); err != nil {
+		return false, err
+	}
+	if b.changed > 0 {
+		return false, nil
+	}
+	return r.complete(ctx, marks)
+}
+
+// fenceTTL is the lease of the fence: a migration job that dies holding
+// writes back frees them within it.
+const fenceTTL = 10
+
+// fenced puts the fence that holds writers back (on a lease kept alive
+// while it runs), converts what they wrote since the last pass, verifies,
+// and records the new schema, lifting the fence in the same transaction.
+// Writers wait for the fence (Store.update); readers do not.
+func (r *migrationRun) fenced(ctx context.Context) error {
+	cli := r.s.cli
+	lease, err := cli.Grant(ctx, fenceTTL)
+	if err != nil {
+		return fmt.Errorf("hold writes back: %w", err)
+	}
+	kctx, stop := context.WithCancel(ctx)
+	defer func() {
+		stop()
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_, _ = cli.Revoke(rctx, lease.ID)
+	}()
+	alive, err := cli.KeepAlive(kctx, lease.ID)
+	if err != nil {
+		return fmt.Errorf("hold writes back: %w", err)
+	}
+	go func() {
+		for range alive {
+		}
+	}()
+	resp, err := cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(fenceKey), "=", 0)).
+		Then(clientv3.OpPut(fenceKey, r.m.Name, clientv3.WithLease(lease.ID))).Commit()
+	if err != nil {
+		return fmt.Errorf("hold writes back: %w", err)
+	}
+	if !resp.Succeeded {
+		return fmt.Errorf("%w: another migration holds writes back", ErrConflict)
+	}
+	r.progress(phaseVerify, "writers kept changing the tables: holding writes back for a last pass")
+	if err := r.m.Run(ctx, r.batcher(phaseConvert, nil)); err != nil {
+		return err
+	}
+	done, err := r.verify(ctx)
+	if err != nil {
+		return err
+	}
+	if !done {
+		return fmt.Errorf("%w: the tables changed while writes were held back", ErrConflict)
+	}
+	return nil
 }
 
 // markers reads the revision markers of tables.
@@ -260,6 +323,7 @@ func (r *migrationRun) complete(ctx context.Context, marks map[string]int64) (bo
 		clientv3.OpDelete(checkpointKey),
 		clientv3.OpPut(fmt.Sprintf("%s%d-%d", historyPrefix, m.From, m.To), string(hist)),
 		clientv3.OpPut(markerKey(TableProperties), ""),
+		clientv3.OpDelete(fenceKey),
 	).Commit()
 	if err != nil {
 		return false, fmt.Errorf("record schema %d: %w", m.To, err)

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -356,4 +357,70 @@ func TestMigrateRefusals(t *testing.T) {
 		t.Errorf("Migrate to the stored schema: %v (skipped %v), want nothing to do", err, skipped)
 	}
 	_ = oci.ErrNotFound
+}
+
+// TestMigrationHoldsUnrelentingWritersBack: a writer links blobs as fast as
+// it can for the whole migration, so no verification pass beside it can
+// find the tables unchanged. The migration then holds writes back for one
+// last pass (the writer waits, it does not fail), records the new schema
+// and lifts the fence; every write the writer was told succeeded is there.
+func TestMigrationHoldsUnrelentingWritersBack(t *testing.T) {
+	cli := newTestEtcd(t, false)
+	ctx := context.Background()
+	seedAt(t, cli, 5, 30)
+	writer := openStore(t, cli, 6) // a replica of the new release, serving while it migrates
+	st := openStore(t, cli, 6)
+
+	wctx, stop := context.WithCancel(ctx)
+	var (
+		wrote   []string
+		werr    error
+		writing sync.WaitGroup
+	)
+	writing.Go(func() {
+		for i := 0; wctx.Err() == nil; i++ {
+			d := digestOf([]byte(fmt.Sprintf("traffic-%d", i)))
+			if err := writer.LinkBlob(wctx, "traffic/app", d, 100); err != nil {
+				if wctx.Err() == nil {
+					werr = err
+				}
+				return
+			}
+			wrote = append(wrote, d)
+		}
+	})
+	var fenced bool
+	err := st.Migrate(ctx, MigrateOptions{To: 6, Batch: 2, Progress: func(p Progress) {
+		if strings.Contains(p.Message, "holding writes back") {
+			fenced = true
+		}
+	}})
+	stop()
+	writing.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if werr != nil {
+		t.Fatalf("a write failed while the migration ran: %v", werr)
+	}
+	if !fenced {
+		t.Log("the migration verified beside the writer without holding it back")
+	}
+	if got := st.Schema(); got != 6 {
+		t.Errorf("schema %d after the migration, want 6", got)
+	}
+	if resp, err := cli.Get(ctx, fenceKey); err != nil || len(resp.Kvs) != 0 {
+		t.Errorf("the fence is still there (%v)", err)
+	}
+	for _, d := range wrote {
+		if ok, err := st.BlobLinked(ctx, "traffic/app", d); err != nil || !ok {
+			t.Fatalf("blob %s the writer linked is missing (%v)", d, err)
+		}
+	}
+	// The size of the busy repository counts every link.
+	row := rowsOf[repoRow](t, cli, TableRepositories)[repoKey("traffic/app")]
+	if row.SizeBytes == nil || *row.SizeBytes != int64(100*len(wrote)) {
+		t.Errorf("traffic/app size %v, want %d", row.SizeBytes, 100*len(wrote))
+	}
+	t.Logf("%d writes during the migration; held back for a last pass: %v", len(wrote), fenced)
 }

@@ -86,12 +86,22 @@ func (r *Replica) storeClient(w http.ResponseWriter) *clientv3.Client {
 	return cli
 }
 
-// requireAdmin answers 401 unless the request carries the admin's
-// credentials.
+// requireAdmin answers 401 unless the request carries the credentials of
+// the admin or of a user with the admin role (429 after too many failed
+// logins).
 func (r *Replica) requireAdmin(w http.ResponseWriter, req *http.Request) bool {
 	user, pass, ok := req.BasicAuth()
-	if ok && r.checkAdmin(user, pass) {
-		return true
+	if ok {
+		role, err := r.auth.login(req.Context(), user, pass, remoteHost(req))
+		var te *throttledError
+		if errors.As(err, &te) {
+			w.Header().Set("Retry-After", fmt.Sprint(max(int(te.wait.Seconds()), 1)))
+			writeJSONResponse(w, http.StatusTooManyRequests, map[string]string{"error": "too many failed logins: try again later"})
+			return false
+		}
+		if err == nil && role == RoleAdmin {
+			return true
+		}
 	}
 	w.Header().Set("WWW-Authenticate", `Basic realm="ladder-registry"`)
 	writeJSONResponse(w, http.StatusUnauthorized, map[string]string{"error": "admin credentials required"})

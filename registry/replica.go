@@ -31,6 +31,13 @@ type Config struct {
 	Release string // release the replica runs as (catalog.Builtin())
 	DataDir string // the replica's own folder; etcd data in DataDir/store
 	BlobDir string // blob folder shared by every replica
+	// BlobStore, if set, keeps finished blobs in an S3 bucket instead of
+	// BlobDir, which then holds only uploads in progress:
+	// s3://BUCKET[/PREFIX]?endpoint=URL&region=REGION (ParseS3URL).
+	BlobStore string
+	// BlobCredentials is the file of the blob store's keys (S3Credentials);
+	// empty: the environment's.
+	BlobCredentials string
 
 	Listen       string // HTTP host:port (port 0 picks one)
 	PeerListen   string // etcd peer host:port
@@ -50,6 +57,9 @@ type Config struct {
 	// AdminPassword guards /api/v1/backup and OCI pushes (user "admin").
 	// Empty refuses both.
 	AdminPassword string
+	// UploadMaxAge is how long an upload may receive nothing before it is
+	// pruned (default DefaultUploadMaxAge; negative: never).
+	UploadMaxAge time.Duration
 
 	Logger *slog.Logger
 	// EtcdLogLevel is the lowest etcd log level passed on to Logger
@@ -116,6 +126,9 @@ type Replica struct {
 	cli   atomic.Pointer[clientv3.Client]
 	store atomic.Pointer[Store]
 	oci   atomic.Pointer[http.Handler]
+	auth  *authority
+	// blobs is the S3 blob store, if configured.
+	blobs *S3BlobStore
 
 	ready     chan struct{}
 	failed    chan struct{}
@@ -168,6 +181,7 @@ func Start(ctx context.Context, cfg Config) (*Replica, error) {
 	}
 	log = log.With("replica", cfg.ID)
 	r := &Replica{cfg: cfg, known: known, log: log, ready: make(chan struct{}), failed: make(chan struct{})}
+	r.auth = newAuthority(r.cli.Load, cfg.Cluster, cfg.ID, cfg.AdminPassword, log.With("component", "auth"))
 	r.hc = cfg.HTTPClient
 	if r.hc == nil {
 		hc, err := cfg.TLS.peerClient()
@@ -181,6 +195,23 @@ func Start(ctx context.Context, cfg Config) (*Replica, error) {
 	}
 	if err := os.MkdirAll(cfg.BlobDir, 0o755); err != nil {
 		return nil, fmt.Errorf("start replica %s: %w", cfg.ID, err)
+	}
+	if cfg.BlobStore != "" {
+		loc, err := ParseS3URL(cfg.BlobStore)
+		if err != nil {
+			return nil, fmt.Errorf("start replica %s: %w", cfg.ID, err)
+		}
+		keys, err := S3Credentials(cfg.BlobCredentials)
+		if err != nil {
+			return nil, fmt.Errorf("start replica %s: %w", cfg.ID, err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		r.blobs, err = NewS3BlobStore(ctx, loc, keys)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("start replica %s: %w", cfg.ID, err)
+		}
+		log.Info("blobs in an S3 bucket", "store", loc.String())
 	}
 
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -213,9 +244,11 @@ func Start(ctx context.Context, cfg Config) (*Replica, error) {
 	}
 	r.etcd = e
 	r.ctx, r.cancel = context.WithCancel(context.Background())
-	r.httpSrv = &http.Server{Handler: r.routes(), ReadHeaderTimeout: 10 * time.Second, ConnState: r.fresh.track,
-		ErrorLog: serverLog(log)}
-	r.wg.Add(2)
+	// No ReadTimeout or WriteTimeout: a blob may take long to send. An idle
+	// body is bounded by the upload handlers, an idle connection here.
+	r.httpSrv = &http.Server{Handler: r.routes(), ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10, ConnState: r.fresh.track, ErrorLog: serverLog(log)}
+	r.wg.Add(3)
 	go func() {
 		defer r.wg.Done()
 		if err := r.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -225,6 +258,10 @@ func Start(ctx context.Context, cfg Config) (*Replica, error) {
 	go func() {
 		defer r.wg.Done()
 		r.bootstrap()
+	}()
+	go func() {
+		defer r.wg.Done()
+		r.pruneUploads()
 	}()
 	log.Info("replica starting", "release", cfg.Release, "schema_known", known, "http", r.httpURL,
 		"client", r.clientURL, "peer", r.peerURL)

@@ -175,9 +175,10 @@ func TestClusterOfThree(t *testing.T) {
 			t.Errorf("UI page lacks %q", want)
 		}
 	}
-	// /v2/ challenges a caller without credentials (the Docker CLI logs
-	// in only then).
+	// The API root challenges for a token (the Docker CLI sends
+	// credentials only then); the token test takes it from there.
 	httpGet(t, reps[2].URL()+"/v2/", http.StatusUnauthorized)
+	testTokens(t, reps)
 	httpGet(t, reps[2].URL()+"/nothing-here", http.StatusNotFound)
 
 	// An image pushed through one replica's OCI API pulls from another.

@@ -81,6 +81,7 @@ func (r *Replica) routes() http.Handler {
 	mux.HandleFunc("DELETE /api/v1/upgrade/lock", r.handleUnlock)
 	mux.HandleFunc("POST /api/v1/upgrade/journal", r.handleAppend)
 	mux.HandleFunc("GET /{$}", r.handleUI)
+	r.authRoutes(mux)
 	mux.HandleFunc("/v2/", func(w http.ResponseWriter, req *http.Request) {
 		h := r.oci.Load()
 		if h == nil {
@@ -96,13 +97,17 @@ func (r *Replica) routes() http.Handler {
 
 // ociHandler is the OCI distribution API over st.
 func (r *Replica) ociHandler(st *Store) http.Handler {
+	var blobs oci.BlobStore
+	if r.blobs != nil {
+		blobs = r.blobs
+	}
 	return oci.NewHandler(oci.Options{
 		Meta:       st,
 		BlobDir:    r.cfg.BlobDir,
+		Blobs:      blobs,
 		CheckAdmin: r.checkAdmin,
+		Authorizer: r.auth,
 		Logger:     r.log.With("component", "oci"),
-		// The Docker CLI sends its login only after /v2/ challenges it.
-		PingChallenge: true,
 	})
 }
 
@@ -326,10 +331,7 @@ func (r *Replica) handleStats(w http.ResponseWriter, req *http.Request) {
 }
 
 func (r *Replica) handleBackup(w http.ResponseWriter, req *http.Request) {
-	user, pass, ok := req.BasicAuth()
-	if !ok || !r.checkAdmin(user, pass) {
-		w.Header().Set("WWW-Authenticate", `Basic realm="ladder-registry"`)
-		writeJSONResponse(w, http.StatusUnauthorized, map[string]string{"error": "admin credentials required"})
+	if !r.requireAdmin(w, req) {
 		return
 	}
 	cli := r.cli.Load()

@@ -323,17 +323,27 @@ func (s *Store) update(ctx context.Context, fn func(ctx context.Context, t *txn)
 		if len(t.ops) == 0 {
 			return nil
 		}
-		cmps := make([]clientv3.Cmp, 0, len(t.reads)+1)
-		cmps = append(cmps, clientv3.Compare(clientv3.Value(schemaKey), "=", strconv.Itoa(t.schema)))
+		cmps := make([]clientv3.Cmp, 0, len(t.reads)+2)
+		cmps = append(cmps, clientv3.Compare(clientv3.Value(schemaKey), "=", strconv.Itoa(t.schema)),
+			clientv3.Compare(clientv3.CreateRevision(fenceKey), "=", 0))
 		for k, rev := range t.reads {
 			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(k), "=", rev))
 		}
-		resp, err := s.cli.Txn(ctx).If(cmps...).Then(append(t.ops, markerOps(t.tables)...)...).Commit()
+		resp, err := s.cli.Txn(ctx).If(cmps...).Then(append(t.ops, markerOps(t.tables)...)...).
+			Else(clientv3.OpGet(fenceKey, clientv3.WithKeysOnly())).Commit()
 		if err != nil {
 			return fmt.Errorf("commit: %w", err)
 		}
 		if resp.Succeeded {
 			return nil
+		}
+		if len(resp.Responses) > 0 && len(resp.Responses[0].GetResponseRange().Kvs) > 0 {
+			// A migration holds writes back for its last pass: wait for
+			// it (this attempt does not count).
+			if err := s.waitFence(ctx); err != nil {
+				return err
+			}
+			attempt--
 		}
 		stored, err := s.RefreshSchema(ctx)
 		if err != nil {
@@ -350,6 +360,32 @@ func (s *Store) update(ctx context.Context, fn func(ctx context.Context, t *txn)
 		}
 	}
 	return ErrConflict
+}
+
+// fenceWait bounds how long a writer waits for a migration's fence to go.
+const fenceWait = 30 * time.Second
+
+// waitFence waits until no migration holds writes back (see fenceKey).
+func (s *Store) waitFence(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, fenceWait)
+	defer cancel()
+	for {
+		resp, err := s.cli.Get(ctx, fenceKey, clientv3.WithKeysOnly())
+		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("%w: a migration held writes back for over %s", ErrConflict, fenceWait)
+			}
+			return fmt.Errorf("read the migration fence: %w", err)
+		}
+		if len(resp.Kvs) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: a migration held writes back for over %s", ErrConflict, fenceWait)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // view runs fn as a read-only operation.

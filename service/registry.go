@@ -32,11 +32,19 @@ const (
 	PortClient = "client"
 )
 
+// BlobCredentialsSecret is the name of the blob store's keys among a
+// cluster's secrets.
+const BlobCredentialsSecret = "blob-credentials"
+
 // Registry is the reference registry as drivers run it: every release is
 // the ladder binary running `registry serve --release VERSION`.
 type Registry struct {
 	// Binary is the ladder executable replicas run; default: this one.
 	Binary string
+	// BlobStore, if set, keeps blobs in an S3 bucket (registry.ParseS3URL)
+	// instead of the shared folder; its keys are the cluster's
+	// BlobCredentialsSecret.
+	BlobStore string
 }
 
 var _ driver.Service = Registry{}
@@ -74,7 +82,7 @@ func (Registry) HealthPath() string { return "/health" }
 
 // Command implements driver.Service: `registry serve` with the replica's
 // identity, folders, addresses and the store's initial membership.
-func (Registry) Command(a driver.Artifact, p driver.Placement) []string {
+func (s Registry) Command(a driver.Artifact, p driver.Placement) []string {
 	var peers []string
 	scheme := Registry{}.APIScheme(p.Secrets) + "://"
 	for _, m := range p.Members {
@@ -101,6 +109,12 @@ func (Registry) Command(a driver.Artifact, p driver.Placement) []string {
 	args = append(args, "--api-members", strings.Join(apis, ","))
 	if f, ok := p.Secrets[AdminPasswordSecret]; ok {
 		args = append(args, "--admin-password-file", f)
+	}
+	if s.BlobStore != "" {
+		args = append(args, "--blob-store", s.BlobStore)
+		if f, ok := p.Secrets[BlobCredentialsSecret]; ok {
+			args = append(args, "--blob-credentials", f)
+		}
 	}
 	return append(args, tlsArgs(p)...)
 }

@@ -397,5 +397,29 @@ func (u *upgradeRun) finalize(ctx context.Context, h plan.Hop) (map[string]any, 
 	if len(behind) > 0 {
 		return nil, fmt.Errorf("finalize %s: %w: %s", h.ID(), ErrUnexpectedVersion, strings.Join(behind, ", "))
 	}
+	if u.lastHop(h) {
+		// Nothing looks at the cluster after the last hop: before calling
+		// the upgrade done, check it is still settled a moment later, so
+		// that a replica that froze or died as the roll ended is named
+		// and repaired now rather than found by the operator.
+		select {
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		case <-time.After(finalHoldPolls * u.opts.PollInterval):
+		}
+		if _, err := u.timedWait(ctx, HopStep(h, StepFinalize), CategorySettle, settledGate()); err != nil {
+			return nil, err
+		}
+	}
 	return map[string]any{"version": h.To.String()}, nil
+}
+
+// finalHoldPolls is how long, in probe intervals, the cluster must still
+// be settled after the last hop settles for the upgrade to be done (1s
+// at the default interval).
+const finalHoldPolls = 20
+
+// lastHop reports whether h is the plan's last hop.
+func (u *upgradeRun) lastHop(h plan.Hop) bool {
+	return len(u.plan.Hops) > 0 && u.plan.Hops[len(u.plan.Hops)-1].ID() == h.ID()
 }

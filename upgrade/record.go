@@ -86,7 +86,7 @@ func (e *Engine) holdRecord(ctx context.Context, r *runner, cr ClusterRecord) (c
 		release()
 		return ctx, nil, fmt.Errorf("read the cluster's upgrade record: %w", err)
 	}
-	e.Journal.SetMirror(func(rec journal.Record) error { return held.Append(context.WithoutCancel(ctx), rec) })
+	e.Journal.SetMirror(mirrorTo(context.WithoutCancel(ctx), held))
 	ctx, cancel := context.WithCancelCause(ctx)
 	go func() {
 		select {
@@ -116,12 +116,52 @@ func (e *Engine) level(ctx context.Context, r *runner, held HeldLock, remote []j
 		return nil
 	case same == len(remote):
 		return held.Append(ctx, local[same:]...)
+	case holes(local, remote):
+		// Mirroring failed for some records and not for later ones: the
+		// cluster's copy is this journal with holes. Fill them.
+		var missing []journal.Record
+		have := map[int64]bool{}
+		for _, rec := range remote {
+			have[rec.Seq] = true
+		}
+		for _, rec := range local {
+			if !have[rec.Seq] {
+				missing = append(missing, rec)
+			}
+		}
+		return held.Append(ctx, missing...)
 	default:
 		if err := e.Journal.Adopt(remote); err != nil {
 			return err
 		}
 		r.emit(Event{Type: EventNote, Message: fmt.Sprintf("took the cluster's journal (%d records; %d written from elsewhere)",
 			len(remote), len(remote)-same)})
+		return nil
+	}
+}
+
+// holes reports whether remote is local with records missing: every
+// remote record is local's record of the same sequence number.
+func holes(local, remote []journal.Record) bool {
+	for _, rec := range remote {
+		if rec.Seq < 1 || rec.Seq > int64(len(local)) || !sameRecord(local[rec.Seq-1], rec) {
+			return false
+		}
+	}
+	return true
+}
+
+// mirrorTo is the journal's mirror into the cluster's record: a record
+// that could not be mirrored goes again with the next one, so the
+// cluster's copy has no holes (appending a record twice is harmless).
+func mirrorTo(ctx context.Context, held HeldLock) func(journal.Record) error {
+	var behind []journal.Record
+	return func(rec journal.Record) error {
+		behind = append(behind, rec)
+		if err := held.Append(ctx, behind...); err != nil {
+			return err
+		}
+		behind = nil
 		return nil
 	}
 }

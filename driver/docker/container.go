@@ -79,6 +79,10 @@ func (d *Driver) start(ctx context.Context, r replica, ids []string) error {
 	if err != nil {
 		return fmt.Errorf("start %s: %w", r.ID, err)
 	}
+	image, err := d.imageFor(ctx, a)
+	if err != nil {
+		return fmt.Errorf("start %s: %w", r.ID, err)
+	}
 	name := d.ContainerName(r.ID)
 	api, err := network.ParsePort(fmt.Sprintf("%d/tcp", containerPort(0)))
 	if err != nil {
@@ -88,7 +92,7 @@ func (d *Driver) start(ctx context.Context, r replica, ids []string) error {
 	created, err := d.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
 		Name: name,
 		Config: &container.Config{
-			Image:        d.image(a.Version),
+			Image:        image,
 			Hostname:     name,
 			Entrypoint:   []string{"/" + a.Program},
 			Cmd:          d.svc.Command(a, d.placement(r.ID, ids)),

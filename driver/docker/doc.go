@@ -4,7 +4,11 @@
 // built locally FROM scratch by BuildImages (`ladder images build`) from a
 // static binary; build metadata in a version is written with '_' in the
 // tag. The reference registry's release images share one layer, the
-// ladder binary. No image is ever pulled.
+// ladder binary. A service with a binary of its own per release (etcd) runs
+// with the build BuildPerRelease instead: each release's image,
+// ladder-SERVICE:VERSION-BUILD, is named by the binary it holds and built
+// from it the first time a replica of the release starts. No image is
+// ever pulled.
 //
 // A cluster NAME owns, on the engine:
 //   - a bridge network ladder-NAME, private to the cluster, that does not
@@ -24,10 +28,17 @@
 // for the cluster's life (a replaced or restarted replica keeps its URL);
 // the other ports stay on the private network.
 //
-// Every container (replicas and jobs) runs as user 65532 (the image's
-// folders belong to it), with a read-only root filesystem (its volumes and
-// a small /tmp are writable), all capabilities dropped and
+// Every container ladder creates (replicas and jobs) runs as user 65532
+// (the image's folders belong to it), with a read-only root filesystem
+// (its volumes and a small /tmp are writable), all capabilities dropped and
 // no-new-privileges.
+//
+// An adopted cluster (Adopt: containers ladder did not create) keeps its
+// containers' names, networks, volumes and ports; the cluster folder's
+// docker-adopted.json names each replica's container, and a replaced
+// member's new container is labelled ladder.adopted-by=NAME, never
+// ladder.cluster, so that no removal by label ever takes what ladder did
+// not create. See adopt.go.
 //
 // On this machine the cluster folder, $LADDER_HOME/clusters/NAME, holds only
 // cluster.json (the record) and the cluster's secrets (0600 files), which

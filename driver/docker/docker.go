@@ -94,6 +94,9 @@ type Driver struct {
 	secrets map[string]string
 	// build is the image build the cluster runs.
 	build string
+	// adopted, for a cluster ladder did not create, names each replica's
+	// container (see adopt.go); nil otherwise.
+	adopted map[string]AdoptMember
 	// mu serialises changes to one cluster made through this Driver.
 	mu sync.Mutex
 }
@@ -159,9 +162,15 @@ func (d *Driver) Client() *client.Client { return d.cli }
 func (d *Driver) Network() string { return d.network() }
 
 // ContainerName is the name of replica id's container.
-func (d *Driver) ContainerName(id string) string { return ContainerName(d.name, id) }
+func (d *Driver) ContainerName(id string) string {
+	if m, ok := d.adopted[id]; ok {
+		return m.Container
+	}
+	return ContainerName(d.name, id)
+}
 
-// ContainerName is the name (and host name) of replica id of cluster.
+// ContainerName is the name (and host name) of replica id of cluster, as
+// the driver creates it.
 func ContainerName(cluster, id string) string { return "ladder-" + cluster + "-" + id }
 
 // Close releases the engine client if the driver made it.
@@ -203,6 +212,9 @@ func (d *Driver) Replicas(ctx context.Context) ([]driver.Replica, error) {
 // by id. A replaced replica's old container, if a Replace was cut short, is
 // not listed.
 func (d *Driver) replicas(ctx context.Context) ([]replica, error) {
+	if d.adopted != nil {
+		return d.adoptedReplicas(ctx)
+	}
 	res, err := d.cli.ContainerList(ctx, client.ContainerListOptions{All: true,
 		Filters: make(client.Filters).Add("label", LabelCluster+"="+d.name).Add("label", LabelReplica)})
 	if err != nil {
@@ -249,14 +261,15 @@ func (d *Driver) artifact(ctx context.Context, version string) (driver.Artifact,
 	if err != nil {
 		return a, err
 	}
-	return a, checkImage(ctx, d.cli, d.svc.Name(), a.Version, d.build)
+	if d.build == BuildPerRelease {
+		_, err := d.imageFor(ctx, a)
+		return a, err
+	}
+	return a, CheckImage(ctx, d.cli, d.svc.Name(), a.Version, d.build)
 }
 
 // Build is the image build the cluster runs.
 func (d *Driver) Build() string { return d.build }
-
-// image is the reference of release version's image.
-func (d *Driver) image(version string) string { return ImageRef(d.svc.Name(), version, d.build) }
 
 // secretFiles maps the cluster's secrets to their paths in a container.
 func (d *Driver) secretFiles() map[string]string {

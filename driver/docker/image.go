@@ -377,9 +377,10 @@ func tarFiles(files map[string][]byte) (io.Reader, error) {
 	return &buf, nil
 }
 
-// checkImage returns driver.ErrNoArtifact, with the command that builds
-// it, if the image of a service's release in build is not present.
-func checkImage(ctx context.Context, cli *client.Client, service, version, build string) error {
+// CheckImage returns driver.ErrNoArtifact, with the command that builds
+// it, if the image of a service's release in build is not present on the
+// engine cli talks to.
+func CheckImage(ctx context.Context, cli *client.Client, service, version, build string) error {
 	ref := ImageRef(service, version, build)
 	_, err := cli.ImageInspect(ctx, ref)
 	if cerrdefs.IsNotFound(err) {

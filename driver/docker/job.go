@@ -31,11 +31,15 @@ func (d *Driver) RunJob(ctx context.Context, version string, job driver.Job) ([]
 	}
 	v := a.Version
 	job.Secrets = d.secretFiles()
+	image, err := d.imageFor(ctx, a)
+	if err != nil {
+		return nil, err
+	}
 	name := fmt.Sprintf("ladder-%s-job-%s-%s", d.name, jobSlug(job.Name), randomHex(3))
 	created, err := d.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
 		Name: name,
 		Config: &container.Config{
-			Image:      d.image(v),
+			Image:      image,
 			Entrypoint: []string{"/" + a.Program},
 			Cmd:        d.svc.JobCommand(a, job, d.members(ids)),
 			Labels:     d.labels(map[string]string{LabelJob: job.Name, LabelRelease: v}),

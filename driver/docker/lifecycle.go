@@ -32,8 +32,12 @@ func Open(name string, svc driver.Service, opts Options) (*Driver, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Driver{name: name, dir: home.ClusterDir(opts.Home, name), svc: svc, cli: opts.Client, own: own,
-		opts: opts, secrets: rec.Secrets, build: rec.Build}, nil
+	d := &Driver{name: name, dir: home.ClusterDir(opts.Home, name), svc: svc, cli: opts.Client, own: own,
+		opts: opts, secrets: rec.Secrets, build: rec.Build}
+	if err := d.loadAdopted(); err != nil {
+		return nil, err
+	}
+	return d, nil
 }
 
 // Create makes the cluster's network, volumes and containers and starts
@@ -151,6 +155,11 @@ func Remove(ctx context.Context, name string, opts Options) error {
 func (d *Driver) Destroy(ctx context.Context) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.adopted != nil {
+		if err := d.destroyAdopted(ctx); err != nil {
+			return err
+		}
+	}
 	f := make(client.Filters).Add("label", LabelCluster+"="+d.name)
 	cs, err := d.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
 	if err != nil {

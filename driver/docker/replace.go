@@ -30,6 +30,9 @@ func (d *Driver) Replace(ctx context.Context, id, version string) error {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.adopted != nil {
+		return d.replaceAdopted(ctx, id, a)
+	}
 	if err := d.recoverReplaced(ctx, id); err != nil {
 		return err
 	}

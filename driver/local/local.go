@@ -89,6 +89,9 @@ type replicaState struct {
 	// DataDir is the replica's data folder when it is not the one the
 	// driver chooses: a member of an adopted cluster.
 	DataDir string `json:"data_dir,omitempty"`
+	// Own is the command line a member of an adopted cluster was running
+	// with, which the driver starts it with again (see Member.Own).
+	Own *OwnCommand `json:"own,omitempty"`
 }
 
 var _ driver.Driver = (*Driver)(nil)
@@ -240,11 +243,20 @@ func (d *Driver) Replicas(ctx context.Context) ([]driver.Replica, error) {
 		r := &d.st.Replicas[i]
 		running := d.locate(r)
 		out = append(out, driver.Replica{
-			ID: r.ID, Version: r.Version, URL: driver.APIScheme(d.svc, d.st.Secrets) + "://" + d.apiAddr(*r),
+			ID: r.ID, Version: r.Version, URL: d.scheme(*r) + "://" + d.apiAddr(*r),
 			PID: r.PID, Running: running, Paused: running && procState(r.PID) == 'T',
 		})
 	}
 	return out, nil
+}
+
+// scheme is the URL scheme of r's API: an adopted member's own, else the
+// one the service serves in this cluster.
+func (d *Driver) scheme(r replicaState) string {
+	if r.Own != nil && r.Own.Scheme != "" {
+		return r.Own.Scheme
+	}
+	return driver.APIScheme(d.svc, d.st.Secrets)
 }
 
 // Replace implements driver.Driver.
@@ -493,6 +505,11 @@ func (d *Driver) start(r *replicaState) error {
 	fmt.Fprintf(logf, "--- ladder: starting %s as release %s at %s\n", r.ID, r.Version, time.Now().UTC().Format(time.RFC3339))
 	cmd := exec.Command(a.Binary, d.svc.Command(a, p)...)
 	cmd.Env = append(os.Environ(), d.replicaEnv(r))
+	if r.Own != nil {
+		cmd = exec.Command(a.Binary, r.Own.Args...)
+		cmd.Dir = r.Own.Dir
+		cmd.Env = append(append(os.Environ(), r.Own.Env...), d.replicaEnv(r))
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {

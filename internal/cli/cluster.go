@@ -16,8 +16,10 @@ import (
 	"github.com/ladder-dev/ladder/driver"
 	"github.com/ladder-dev/ladder/driver/docker"
 	"github.com/ladder-dev/ladder/driver/local"
+	"github.com/ladder-dev/ladder/driver/swarm"
 	"github.com/ladder-dev/ladder/internal/home"
 	"github.com/ladder-dev/ladder/internal/pki"
+	"github.com/ladder-dev/ladder/registry"
 	"github.com/ladder-dev/ladder/service"
 	"github.com/ladder-dev/ladder/upgrade"
 )
@@ -25,14 +27,15 @@ import (
 func newClusterCmd(e *env) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "cluster",
-		Short: "Create, list, inspect, restart and destroy clusters",
+		Short: "Create, adopt, list, inspect, restart, forget and destroy clusters",
 		Long: `A cluster is a set of reference registry replicas sharing a replicated
 store. The local driver runs them as processes on this machine, with their
 data, logs and pid files under $LADDER_HOME/clusters/NAME (default
 ~/.ladder). Every command takes --cluster NAME (default "default").`,
 	}
 	c.AddCommand(newClusterCreateCmd(e), newClusterConnectCmd(e), newClusterListCmd(e), newClusterStatusCmd(e), newRestartCmd(e, "ladder cluster restart"),
-		newClusterDestroyCmd(e), newClusterSeedCmd(e), newRotateCertsCmd(e), newClusterTrustCmd(e))
+		newClusterDestroyCmd(e), newClusterSeedCmd(e), newRotateKeyCmd(e), newClusterAdoptCmd(e), newClusterForgetCmd(e),
+		newRotateCertsCmd(e), newClusterTrustCmd(e))
 	return c
 }
 
@@ -42,10 +45,15 @@ func newClusterCreateCmd(e *env) *cobra.Command {
 		version  string
 		replicas int
 		password string
+		pwFile   string
+		pwStdin  bool
+		anonPull bool
 		drv      string
 		build    string
 		timeout  time.Duration
 		api      apiCert
+		nodes    []string
+		blobs    blobFlags
 		svc      string
 	)
 	c := &cobra.Command{
@@ -57,10 +65,29 @@ is healthy and the store has settled.
 
 --service etcd starts etcd members instead, each named by its replica id,
 from the releases ladder builds and caches (ladder releases fetch etcd
-3.5.35); etcd needs no admin password.
+3.5.35); etcd needs no admin password. With --driver docker each release
+runs from an image built FROM scratch from its cached binary the first time
+it is needed, ladder-etcd:VERSION-BUILD, BUILD naming the binary. An etcd
+cluster ladder did not create is taken over with ladder cluster adopt.
 
-Without --admin-password a password is generated and written to a file
-readable only by you; its path is printed.
+The registry's admin password (user "admin": pushes, deletes, users,
+backups, and ladder's own calls) comes from --admin-password-file FILE or
+the first line of standard input with --admin-password-stdin; without
+either, one is generated. Either way it is kept in a file readable only by
+you, whose path is printed. A password is never taken on the command line.
+
+Anyone may pull from the registry without logging in unless
+--anonymous-pull=false (change it later with: ladder users anonymous-pull
+on|off).
+
+--driver swarm runs each replica as a service of one task on a Docker
+Swarm (the engine DOCKER_HOST names must be a manager), placed on --nodes;
+every node needs the release images (ladder images build, then docker save
+| docker load on the others). Blobs are then best kept in an S3 bucket
+that every node reaches (--blob-store); the keys come from the file
+--blob-credentials names (mode 0600) or from AWS_ACCESS_KEY_ID and
+AWS_SECRET_ACCESS_KEY, never from the command line, and are given to the
+replicas as a secret.
 
 Every cluster gets its own certificate authority (ECDSA P-256; its key
 stays in the cluster's folder, 0600, and no replica holds it), a
@@ -76,13 +103,32 @@ ask each other); give the CA that issued it with --ca, so ladder and the
 replicas can verify it. The store's ports keep the cluster's own CA.`,
 		Example: `  ladder cluster create --version 2.1.4
   ladder cluster create --cluster kv --service etcd --version 3.5.35
+  ladder cluster create --cluster kv --service etcd --driver docker --version 3.5.35
   ladder cluster create --cluster staging --version 3.0.1 --replicas 5
-  ladder cluster create --version 3.1.2 --tls-cert api.crt --tls-key api.key --ca my-ca.crt`,
+  ladder cluster create --version 3.1.2 --tls-cert api.crt --tls-key api.key --ca my-ca.crt
+  ladder cluster create --driver swarm --nodes node-a,node-b,node-c --version 2.1.4 \
+    --blob-store 's3://ladder-blobs?endpoint=http://10.0.0.5:7070&region=us-east-1' \
+    --blob-credentials ~/.ladder/s3.keys --create-bucket`,
 		Args: exactArgs(),
 		RunE: func(c *cobra.Command, args []string) error {
-			_, err := newCluster(e, e.stdout, createOpts{cluster: cf.name, version: version, replicas: replicas,
-				password: password, driver: drv, build: build, timeout: timeout, service: svc, api: api.with(e.caFile)})
-			return err
+			if c.Flags().Changed("admin-password") {
+				return usageErr("--admin-password is not accepted: a password on the command line is seen by every user of this machine; " +
+					"use --admin-password-file FILE, or pipe it with --admin-password-stdin")
+			}
+			pw, err := adminPasswordFrom(e, pwFile, pwStdin)
+			if err != nil {
+				return err
+			}
+			if !anonPull && svc != service.RegistryName {
+				return usageErr("--anonymous-pull is a setting of the registry, not of --service %s", svc)
+			}
+			d, err := newCluster(e, e.stdout, createOpts{cluster: cf.name, version: version, replicas: replicas,
+				password: pw, driver: drv, build: build, timeout: timeout, service: svc, nodes: nodes, blobs: blobs,
+				api: api.with(e.caFile)})
+			if err != nil || anonPull {
+				return err
+			}
+			return setAnonymousPull(e, d, cf.name, false)
 		},
 	}
 	cf.register(c)
@@ -90,8 +136,14 @@ replicas can verify it. The store's ports keep the cluster's own CA.`,
 	c.Flags().IntVar(&replicas, "replicas", 3, "number of replicas")
 	c.Flags().StringVar(&svc, "service", service.RegistryName, "what the replicas run: registry (the reference registry) or etcd (a release built by: ladder releases fetch etcd VERSION)")
 	_ = c.RegisterFlagCompletionFunc("service", completeServices)
-	c.Flags().StringVar(&password, "admin-password", "", "admin password (default: generated)")
-	c.Flags().StringVar(&drv, "driver", local.Name, "where replicas run: local or docker (images: ladder images build)")
+	c.Flags().StringVar(&password, "admin-password", "", "refused: use --admin-password-file or --admin-password-stdin")
+	_ = c.Flags().MarkHidden("admin-password")
+	c.Flags().StringVar(&pwFile, "admin-password-file", "", "`FILE` holding the registry's admin password (default: generated)")
+	c.Flags().BoolVar(&pwStdin, "admin-password-stdin", false, "read the registry's admin password from the first line of standard input")
+	c.Flags().BoolVar(&anonPull, "anonymous-pull", true, "registry: let anyone pull without logging in")
+	c.Flags().StringVar(&drv, "driver", local.Name, "where replicas run: local, docker or swarm (images: ladder images build)")
+	c.Flags().StringSliceVar(&nodes, "nodes", nil, "swarm: nodes to place replicas on, round robin: hostnames or LABEL=VALUE node labels (default: this engine's node)")
+	blobs.register(c)
 	_ = c.RegisterFlagCompletionFunc("driver", driverFlag)
 	_ = c.RegisterFlagCompletionFunc("version", versionFlag)
 	c.Flags().StringVar(&build, "build", "", "docker: the image build to run (see: ladder images build; default: the newest that holds --version)")
@@ -117,6 +169,21 @@ type createOpts struct {
 	service string
 	// api is an operator's own certificate for the HTTPS API.
 	api apiCert
+	// nodes places a swarm cluster's replicas.
+	nodes []string
+	blobs blobFlags
+}
+
+// blobFlags choose where a new cluster keeps blobs.
+type blobFlags struct {
+	store, credentials string
+	createBucket       bool
+}
+
+func (f *blobFlags) register(c *cobra.Command) {
+	c.Flags().StringVar(&f.store, "blob-store", "", "keep blobs in an S3 bucket: s3://BUCKET?endpoint=http(s)://HOST:PORT&region=REGION (default: a folder the replicas share)")
+	c.Flags().StringVar(&f.credentials, "blob-credentials", "", "file (mode 0600) of AWS_ACCESS_KEY_ID=... and AWS_SECRET_ACCESS_KEY=... lines for --blob-store (default: those environment variables)")
+	c.Flags().BoolVar(&f.createBucket, "create-bucket", false, "create the --blob-store bucket if missing; destroying the cluster then removes it")
 }
 
 // newCluster creates a cluster and waits until it has settled, printing
@@ -139,8 +206,13 @@ func newCluster(e *env, w io.Writer, o createOpts) (driver.Driver, error) {
 	if err != nil {
 		return nil, err
 	}
-	if svc.Name() == service.EtcdName && o.driver != local.Name {
-		return nil, usageErr("--service etcd runs on --driver local for now")
+	if svc.Name() == service.EtcdName && o.driver == docker.Name {
+		// Each etcd release is its own binary: its image is built from
+		// the cached binary when first needed, named by that binary.
+		if o.build != "" {
+			return nil, usageErr("--build names images of the reference registry; etcd's images are built from the releases ladder fetched (ladder releases fetch etcd %s)", o.version)
+		}
+		o.build = docker.BuildPerRelease
 	}
 	spec := driver.Spec{Cluster: o.cluster, Service: svc, Version: o.version, Replicas: o.replicas, Timeout: o.timeout}
 	generated := false
@@ -150,6 +222,12 @@ func newCluster(e *env, w io.Writer, o createOpts) (driver.Driver, error) {
 			o.password = home.GeneratePassword()
 		}
 		spec.Secrets = map[string][]byte{service.AdminPasswordSecret: []byte(o.password + "\n")}
+	}
+	if o.blobs.store == "" && (o.blobs.credentials != "" || o.blobs.createBucket) {
+		return nil, usageErr("--blob-credentials and --create-bucket go with --blob-store")
+	}
+	if err := home.CheckNew(root, o.cluster); err != nil {
+		return nil, withCode(ExitUsage, err)
 	}
 	start := time.Now()
 	plain := os.Getenv(plainHTTPEnv) == "1"
@@ -162,7 +240,21 @@ func newCluster(e *env, w io.Writer, o createOpts) (driver.Driver, error) {
 			return nil, err
 		}
 	}
-	d, err := createCluster(e.ctx, e.stderr, o.driver, o.build, root, spec)
+	var bs *blobStore
+	if o.blobs.store != "" {
+		if svc.Name() != service.RegistryName {
+			return nil, usageErr("--blob-store is where the registry keeps blobs: it goes with --service %s", service.RegistryName)
+		}
+		if bs, err = prepareBlobStore(e.ctx, e.stderr, o.blobs.store, o.blobs.credentials, o.blobs.createBucket); err != nil {
+			return nil, err
+		}
+		spec.Service = service.Registry{BlobStore: bs.loc.String()}
+		spec.Secrets[service.BlobCredentialsSecret] = bs.keys.Format()
+	}
+	d, err := createCluster(e.ctx, e.stderr, o, root, spec)
+	if err == nil && bs != nil {
+		err = recordBlobStore(root, o.cluster, bs)
+	}
 	if err == nil && svc.Name() == service.RegistryName {
 		dir := home.ClusterDir(root, o.cluster)
 		if plain {
@@ -172,6 +264,11 @@ func newCluster(e *env, w io.Writer, o createOpts) (driver.Driver, error) {
 		}
 		if err != nil {
 			_ = d.Destroy(context.WithoutCancel(e.ctx))
+		}
+	}
+	if err != nil && bs != nil && bs.created {
+		if rmErr := registry.RemoveBucket(context.WithoutCancel(e.ctx), bs.loc, bs.keys); rmErr != nil {
+			err = errors.Join(err, rmErr)
 		}
 	}
 	if err != nil {
@@ -337,12 +434,21 @@ process or an engine object left) is finished off by running destroy again.`,
 			if err != nil {
 				return err
 			}
+			removeBucket, err := bucketToRemove(rec)
+			if err != nil {
+				return fmt.Errorf("destroy cluster %s: %w", cf.name, err)
+			}
 			err = e.withLock(e.ctx, d, rec, "destroy", func() error {
 				if _, err := undoDockerTrust(home.ClusterDir(root, cf.name)); err != nil {
 					return err
 				}
 				if err := d.Destroy(e.ctx); err != nil {
 					return err
+				}
+				if removeBucket != nil {
+					if err := removeBucket(e.ctx); err != nil {
+						return err
+					}
 				}
 				// A cluster connected from another home has its folder
 				// there, and its record here.
@@ -386,6 +492,16 @@ func removeLeftovers(e *env, root, name string, noCluster error) error {
 			if engine = left != ""; engine {
 				if err := docker.Remove(e.ctx, name, docker.Options{Home: root, Client: cli}); err != nil {
 					return fmt.Errorf("remove what is left of cluster %s on the engine (%s): %w", name, left, err)
+				}
+			}
+			left, err = swarm.Leftovers(e.ctx, cli, name)
+			if err != nil {
+				return err
+			}
+			if left != "" {
+				engine = true
+				if err := swarm.Remove(e.ctx, name, swarm.Options{Home: root, Client: cli}); err != nil {
+					return fmt.Errorf("remove what is left of cluster %s on the swarm (%s): %w", name, left, err)
 				}
 			}
 		}

@@ -16,6 +16,8 @@ type clusterJSON struct {
 	Driver  string    `json:"driver"`
 	Service string    `json:"service"`
 	Created time.Time `json:"created"`
+	// Adopted: ladder took the cluster over (ladder cluster adopt).
+	Adopted bool `json:"adopted,omitempty"`
 }
 
 func newClusterListCmd(e *env) *cobra.Command {
@@ -39,7 +41,7 @@ reads only the records; ladder cluster status asks a cluster how it is.`,
 				if err != nil {
 					return err
 				}
-				list = append(list, clusterJSON{Name: rec.Name, Driver: rec.Driver, Service: rec.Service, Created: rec.Created})
+				list = append(list, clusterJSON{Name: rec.Name, Driver: rec.Driver, Service: rec.Service, Created: rec.Created, Adopted: rec.Adopted})
 			}
 			if e.json() {
 				return writeJSON(e.stdout, list)
@@ -51,7 +53,11 @@ reads only the records; ladder cluster status asks a cluster how it is.`,
 			tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tDRIVER\tSERVICE\tCREATED")
 			for _, r := range list {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Name, r.Driver, r.Service, r.Created.Local().Format(time.DateTime))
+				svc := r.Service
+				if r.Adopted {
+					svc += " (adopted)"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Name, r.Driver, svc, r.Created.Local().Format(time.DateTime))
 			}
 			return tw.Flush()
 		},

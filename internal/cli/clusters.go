@@ -14,6 +14,7 @@ import (
 	"github.com/ladder-dev/ladder/driver"
 	"github.com/ladder-dev/ladder/driver/docker"
 	"github.com/ladder-dev/ladder/driver/local"
+	"github.com/ladder-dev/ladder/driver/swarm"
 	"github.com/ladder-dev/ladder/internal/home"
 	"github.com/ladder-dev/ladder/internal/pki"
 	"github.com/ladder-dev/ladder/service"
@@ -55,6 +56,9 @@ func openCluster(name string) (driver.Driver, home.Record, error) {
 	case docker.Name:
 		d, err := docker.Open(name, svc, docker.Options{Home: root})
 		return d, rec, err
+	case swarm.Name:
+		d, err := swarm.Open(context.Background(), name, svc, swarm.Options{Home: root})
+		return d, rec, err
 	}
 	return nil, rec, fmt.Errorf("open cluster %s: unknown driver %q in its record", name, rec.Driver)
 }
@@ -62,7 +66,9 @@ func openCluster(name string) (driver.Driver, home.Record, error) {
 // serviceOf returns the service a cluster record names.
 func serviceOf(rec home.Record) (driver.Service, error) {
 	switch rec.Service {
-	case service.RegistryName, service.EtcdName:
+	case service.RegistryName:
+		return service.Registry{BlobStore: rec.BlobStore}, nil
+	case service.EtcdName:
 		return newService(rec.Service)
 	}
 	return nil, fmt.Errorf("open cluster %s: unknown service %q in its record (recreate the cluster with this ladder)", rec.Name, rec.Service)
@@ -71,6 +77,9 @@ func serviceOf(rec home.Record) (driver.Service, error) {
 // appOf is what the upgrade engine knows of the cluster's service, d.
 func (e *env) appOf(d driver.Driver, rec home.Record) (upgrade.App, error) {
 	if rec.Service == service.EtcdName {
+		if _, err := clusterClientTLS(rec.Name); err != nil {
+			return nil, err
+		}
 		return etcdApp(d), nil
 	}
 	pw, err := rec.Secret(service.AdminPasswordSecret)

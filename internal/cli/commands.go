@@ -15,6 +15,7 @@ func commands(e *env) []*cobra.Command {
 		newDemoCmd(e),
 		newImagesCmd(e),
 		newRegistryCmd(e),
+		newUsersCmd(e),
 		newVersionCmd(e),
 		newReleasesCmd(e),
 	}

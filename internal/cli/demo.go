@@ -14,6 +14,7 @@ import (
 	"github.com/ladder-dev/ladder/driver"
 	"github.com/ladder-dev/ladder/driver/docker"
 	"github.com/ladder-dev/ladder/driver/local"
+	"github.com/ladder-dev/ladder/driver/swarm"
 	"github.com/ladder-dev/ladder/internal/home"
 	"github.com/ladder-dev/ladder/plan"
 )
@@ -29,6 +30,7 @@ func newDemoCmd(e *env) *cobra.Command {
 		noFault  bool
 		stall    time.Duration
 		drv      string
+		blobs    blobFlags
 	)
 	c := &cobra.Command{
 		Use:   "demo",
@@ -52,7 +54,8 @@ with: ladder status --cluster demo, or open a replica's URL in a browser);
 		Example: `  ladder demo
   ladder demo --keep
   ladder demo --no-fault -o json
-  ladder demo --driver docker      # the same on a Docker Engine`,
+  ladder demo --driver docker      # the same on a Docker Engine
+  ladder demo --driver swarm       # the same as Swarm services (docker swarm init first)`,
 		Args: exactArgs(),
 		RunE: func(c *cobra.Command, args []string) error {
 			if cf.name == "default" && !c.Flags().Changed("cluster") {
@@ -78,11 +81,11 @@ with: ladder status --cluster demo, or open a replica's URL in a browser);
 			if len(p.Hops) == 0 {
 				return usageErr("--from and --to are the same release: nothing to demonstrate")
 			}
-			if drv != local.Name && drv != docker.Name {
-				return usageErr("unknown --driver %q: use %s or %s", drv, local.Name, docker.Name)
+			if drv != local.Name && drv != docker.Name && drv != swarm.Name {
+				return usageErr("unknown --driver %q: use %s, %s or %s", drv, local.Name, docker.Name, swarm.Name)
 			}
 			d := &demo{env: e, cluster: cf.name, plan: p, replicas: replicas, repos: repos,
-				fault: !noFault, stallAfter: stall, json: e.json(), driverName: drv}
+				fault: !noFault, stallAfter: stall, json: e.json(), driverName: drv, blobs: blobs}
 			return d.run(keep)
 		},
 	}
@@ -95,8 +98,9 @@ with: ladder status --cluster demo, or open a replica's URL in a browser);
 	c.Flags().BoolVar(&keep, "keep", false, "leave the cluster running at the end")
 	c.Flags().BoolVar(&noFault, "no-fault", false, "do not freeze a replica during the upgrade")
 	c.Flags().DurationVar(&stall, "stall-after", 5*time.Second, "no progress for this long is a stall")
-	c.Flags().StringVar(&drv, "driver", local.Name, "where replicas run: local (processes) or docker (containers; images are built first)")
+	c.Flags().StringVar(&drv, "driver", local.Name, "where replicas run: local (processes), docker (containers) or swarm (services of the swarm this engine manages); images are built first")
 	_ = c.RegisterFlagCompletionFunc("driver", driverFlag)
+	blobs.register(c)
 	_ = c.RegisterFlagCompletionFunc("from", versionFlag)
 	_ = c.RegisterFlagCompletionFunc("to", versionFlag)
 	return c
@@ -112,6 +116,7 @@ type demo struct {
 	stallAfter time.Duration
 	json       bool
 	driverName string
+	blobs      blobFlags
 
 	drv      driver.Driver
 	build    string // docker: the image build the cluster runs
@@ -148,7 +153,7 @@ func (d *demo) run(keep bool) (err error) {
 	if _, err := home.ReadRecord(root, d.cluster); err == nil {
 		return withCode(ExitUsage, fmt.Errorf("cluster %q exists already (a demo run with --keep?): remove it with: ladder cluster destroy --cluster %s", d.cluster, d.cluster))
 	}
-	if d.driverName == docker.Name {
+	if d.driverName == docker.Name || d.driverName == swarm.Name {
 		if err := d.buildImages(); err != nil {
 			return err
 		}
@@ -157,10 +162,23 @@ func (d *demo) run(keep bool) (err error) {
 		return err
 	}
 	if !keep {
+		_, rec, err := openCluster(d.cluster)
+		if err != nil {
+			return err
+		}
+		removeBucket, err := bucketToRemove(rec)
+		if err != nil {
+			return err
+		}
 		defer func() {
 			d.say("cleaning up: destroying cluster %s (--keep leaves it running)", d.cluster)
 			if derr := d.drv.Destroy(context.WithoutCancel(ctx)); derr != nil {
 				err = errors.Join(err, derr)
+			}
+			if removeBucket != nil {
+				if derr := removeBucket(context.WithoutCancel(ctx)); derr != nil {
+					err = errors.Join(err, derr)
+				}
 			}
 		}()
 	}

@@ -104,7 +104,7 @@ func (f *faultInjector) freezeFollower(ctx context.Context, replaced, to string)
 		f.mu.Lock()
 		f.report.frozen, f.frozenAt = r.ID, time.Now()
 		f.mu.Unlock()
-		how := map[string]string{local.Name: "SIGSTOP", docker.Name: "docker pause"}[f.d.driverName]
+		how := map[string]string{local.Name: "SIGSTOP", docker.Name: "docker pause", "swarm": "docker pause of the task's container"}[f.d.driverName]
 		fmt.Fprintf(f.d.env.stderr, "WARN  [demo] froze %s (%s): watch ladder notice and repair it\n", r.ID, how)
 		return
 	}

@@ -37,7 +37,7 @@ func (d *demo) buildImages() error {
 func (d *demo) create() error {
 	d.say("1. create a %d-replica cluster %q at %s (%s driver)", d.replicas, d.cluster, d.plan.From, d.driverName)
 	drv, err := newCluster(d.env, d.out(), createOpts{cluster: d.cluster, version: d.plan.From.String(),
-		replicas: d.replicas, driver: d.driverName, build: d.build, timeout: 2 * time.Minute})
+		replicas: d.replicas, driver: d.driverName, build: d.build, timeout: 2 * time.Minute, blobs: d.blobs})
 	if err != nil {
 		return err
 	}

@@ -94,7 +94,7 @@ func (d *demo) print() {
 	if s.Frozen != "" {
 		det := "not detected (the replica may have been replaced before a wait saw it)"
 		if s.Detection > 0 {
-			det = "detected after " + rd(s.Detection)
+			det = "detected after " + s.Detection.Round(time.Millisecond).String()
 		}
 		fmt.Fprintf(w, "frozen replica:  %s, %s\n", s.Frozen, det)
 	}

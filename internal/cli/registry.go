@@ -34,7 +34,7 @@ You rarely run these commands by hand: 'ladder cluster create' starts
 replicas with 'registry serve', and 'ladder upgrade' runs 'registry migrate'
 as a one-off job of the target release.`,
 	}
-	c.AddCommand(newRegistryServeCmd(e), newRegistryMigrateCmd(e), newRegistrySeedCmd(e))
+	c.AddCommand(newRegistryServeCmd(e), newRegistryMigrateCmd(e), newRegistrySeedCmd(e), newRegistryGCCmd(e))
 	return c
 }
 
@@ -155,7 +155,9 @@ store member). Logs go to stderr.`,
 	f.StringVar(&cfg.Cluster, "cluster", "", "cluster name, shared by every replica")
 	f.StringVar(&cfg.Release, "release", "", "release this replica runs as (default: the binary's stamped release)")
 	f.StringVar(&cfg.DataDir, "data", "", "this replica's data folder (store data in DATA/store)")
-	f.StringVar(&cfg.BlobDir, "blobs", "", "blob folder shared by every replica")
+	f.StringVar(&cfg.BlobDir, "blobs", "", "blob folder shared by every replica (with --blob-store: uploads in progress only)")
+	f.StringVar(&cfg.BlobStore, "blob-store", "", "keep blobs in an S3 bucket: s3://BUCKET?endpoint=http(s)://HOST:PORT&region=REGION")
+	f.StringVar(&cfg.BlobCredentials, "blob-credentials", "", "file (mode 0600) with AWS_ACCESS_KEY_ID=... and AWS_SECRET_ACCESS_KEY=... lines for --blob-store (default: those environment variables)")
 	f.StringVar(&cfg.Listen, "listen", "", "HTTP address, host:port")
 	f.StringVar(&cfg.PeerListen, "peer-listen", "", "store peer address, host:port")
 	f.StringVar(&cfg.ClientListen, "client-listen", "", "store client address, host:port")
@@ -163,6 +165,7 @@ store member). Logs go to stderr.`,
 	f.StringVar(&cfg.InitialCluster, "initial-cluster", "", "every member as id=http://host:peer-port, comma-separated (default: this replica alone)")
 	f.StringToStringVar(&cfg.APIMembers, "api-members", nil, "every replica's API as id=host:port, comma-separated: the only addresses replicas ask each other at")
 	f.StringVar(&passwordFile, "admin-password-file", "", "file holding the admin password (user \"admin\") for pushes, deletes and backups")
+	f.DurationVar(&cfg.UploadMaxAge, "upload-max-age", registry.DefaultUploadMaxAge, "prune uploads that received nothing for this long (negative: never)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&etcdLevel, "store-log-level", "error", "lowest level of the store member's own logs to pass on")
 	f.UintVar(&cfg.TickMs, "tick-ms", 100, "store heartbeat interval in milliseconds")

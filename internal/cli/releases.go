@@ -99,4 +99,4 @@ func completeVersions(f *releaseFlags, max int) cobra.CompletionFunc {
 var versionFlag = completeVersions(&releaseFlags{}, -1)
 
 // driverFlag completes --driver.
-var driverFlag = cobra.FixedCompletions([]string{"local", "docker"}, cobra.ShellCompDirectiveNoFileComp)
+var driverFlag = cobra.FixedCompletions([]string{"local", "docker", "swarm"}, cobra.ShellCompDirectiveNoFileComp)

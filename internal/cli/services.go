@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/ladder-dev/ladder/catalog"
 	"github.com/ladder-dev/ladder/driver"
+	"github.com/ladder-dev/ladder/driver/docker"
 	"github.com/ladder-dev/ladder/driver/local"
 	"github.com/ladder-dev/ladder/internal/home"
 	"github.com/ladder-dev/ladder/plan"
@@ -99,8 +101,17 @@ func newService(name string) (driver.Service, error) {
 // etcdApp is the engine's view of an etcd cluster reached through d.
 func etcdApp(d driver.Driver) *service.EtcdApp {
 	app := &service.EtcdApp{Cluster: d.Cluster()}
-	if ld, ok := d.(*local.Driver); ok {
-		app.DataDir = func(id string) (string, bool) { return ld.DataDir(id), true }
+	// An adopted cluster whose members serve TLS; a file that cannot be
+	// read leaves the probes to say so, member by member.
+	if conf, err := clusterClientTLS(d.Cluster()); err == nil {
+		app.TLS = conf
+	}
+	switch dd := d.(type) {
+	case *local.Driver:
+		app.DataDir = func(id string) (string, bool) { return dd.DataDir(id), true }
+	case *docker.Driver:
+		// The volume's folder, when the engine runs here and it is readable.
+		app.DataDir = func(id string) (string, bool) { return dd.DataDir(context.Background(), id) }
 	}
 	return app
 }

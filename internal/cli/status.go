@@ -12,6 +12,8 @@ import (
 
 	"github.com/ladder-dev/ladder/driver"
 	"github.com/ladder-dev/ladder/internal/home"
+	"github.com/ladder-dev/ladder/registry"
+	"github.com/ladder-dev/ladder/service"
 	"github.com/ladder-dev/ladder/upgrade"
 )
 
@@ -21,6 +23,8 @@ type statusJSON struct {
 	// From says where the upgrade's record was read: "cluster" (the copy
 	// the cluster keeps, the same from every machine) or "local".
 	From string `json:"upgrade_record"`
+	// LoginFailures are the registry's recent failed logins, newest last.
+	LoginFailures []registry.LoginFailure `json:"login_failures"`
 	// CA verifies the replicas' URLs.
 	CA string `json:"ca,omitempty"`
 }
@@ -55,7 +59,9 @@ func newStatusCmd(e *env) *cobra.Command {
 		Long: `Status shows the cluster as 'ladder cluster status' does, followed by what
 the upgrade journal says of the latest upgrade: its plan, the hops done
 with their times, the step running now or the one that failed (with what
-to do next), the remediation actions taken, and who holds the upgrade lock.`,
+to do next), the remediation actions taken, and who holds the upgrade lock;
+then the registry's recent failed logins (user, address, replica; never a
+password).`,
 		Example: `  ladder status --cluster prod
   ladder status --cluster prod -o json`,
 		Args: exactArgs(),
@@ -72,12 +78,26 @@ to do next), the remediation actions taken, and who holds the upgrade lock.`,
 			if err != nil {
 				return err
 			}
+			var fails []registry.LoginFailure
+			isRegistry := rec.Service == service.RegistryName
+			if pw, err := rec.Secret(service.AdminPasswordSecret); err == nil && isRegistry {
+				if tc, err := e.clusterTLS(rec); err == nil {
+					fails = recentFailures(e.ctx, d.Replicas, pw, adminHTTP(tc), 10)
+				}
+			}
 			if e.json() {
-				return writeJSON(e.stdout, statusJSON{Status: st, Upgrade: sum, From: from, CA: caPath(rec)})
+				if fails == nil {
+					fails = []registry.LoginFailure{}
+				}
+				return writeJSON(e.stdout, statusJSON{Status: st, Upgrade: sum, From: from, LoginFailures: fails, CA: caPath(rec)})
 			}
 			printStatus(e.stdout, st)
 			fmt.Fprintln(e.stdout)
 			printSummary(e.stdout, cf.name, sum)
+			if isRegistry {
+				fmt.Fprintln(e.stdout)
+				printFailures(e.stdout, fails)
+			}
 			return nil
 		},
 	}

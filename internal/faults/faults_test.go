@@ -1,8 +1,11 @@
 package faults
 
 import (
+	"flag"
 	"os"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -12,12 +15,23 @@ import (
 
 	"github.com/ladder-dev/ladder/driver/docker"
 	"github.com/ladder-dev/ladder/driver/local"
+	"github.com/ladder-dev/ladder/driver/swarm"
+	"github.com/ladder-dev/ladder/internal/swarmtest"
 	"github.com/ladder-dev/ladder/internal/testbin"
 	"github.com/ladder-dev/ladder/upgrade"
 )
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	// A case spends most of its time waiting on its cluster: run four at
+	// once unless -test.parallel says otherwise.
+	if f := flag.Lookup("test.parallel"); f != nil && f.Value.String() == f.DefValue {
+		_ = f.Value.Set(strconv.Itoa(max(4, runtime.GOMAXPROCS(0))))
+	}
 	code := m.Run()
+	if !swarmtest.Leave() {
+		code = 1
+	}
 	testbin.Cleanup()
 	os.Exit(code)
 }
@@ -39,6 +53,25 @@ var sample = []fcase{
 	{driver: local.Name, at: point{hop: 1, step: upgrade.StepReplace, roll: 2}, fault: kill, target: replaced},
 }
 
+// swarmSample is the sample on the swarm driver: a frozen follower while
+// the engine waits, the leader killed at preflight (the swarm starts a new
+// task on its own), a replica restarted behind ladder's back as it is
+// replaced.
+var swarmSample = []fcase{
+	{driver: swarm.Name, at: point{hop: 1, step: upgrade.StepWait, roll: 0}, fault: freeze, target: follower},
+	{driver: swarm.Name, at: point{hop: 1, step: upgrade.StepPreflight}, fault: kill, target: leader},
+	{driver: swarm.Name, at: point{hop: 0, step: upgrade.StepReplace, roll: 1}, fault: restart, target: replaced},
+}
+
+// TestSwarmSample runs the swarm sample; with LADDER_SWARM_TESTS=1 only,
+// as it makes the engine a swarm for a few minutes.
+func TestSwarmSample(t *testing.T) {
+	if os.Getenv("LADDER_SWARM_TESTS") != "1" {
+		t.Skip("the swarm sample of the fault matrix runs with LADDER_SWARM_TESTS=1")
+	}
+	runCases(t, swarmSample)
+}
+
 func TestSample(t *testing.T) {
 	if testing.Short() {
 		t.Skip("upgrades real clusters: skipped with -short")
@@ -52,7 +85,11 @@ func TestMatrix(t *testing.T) {
 		t.Skip("the full fault matrix runs with LADDER_FAULT_TESTS=1 (an hour or more)")
 	}
 	var cases []fcase
-	for _, drv := range []string{local.Name, docker.Name} {
+	drivers := []string{local.Name, docker.Name}
+	if os.Getenv("LADDER_SWARM_TESTS") == "1" {
+		drivers = append(drivers, swarm.Name)
+	}
+	for _, drv := range drivers {
 		if only := os.Getenv("LADDER_FAULT_DRIVER"); only != "" && only != drv {
 			continue
 		}
@@ -83,6 +120,9 @@ func runCases(t *testing.T, cases []fcase) {
 		if fc.driver == docker.Name && !dockerAnswers(t) {
 			continue
 		}
+		if fc.driver == swarm.Name {
+			swarmtest.Engine(t)
+		}
 		t.Run(strings.ReplaceAll(fc.String(), " ", "_"), func(t *testing.T) {
 			t.Parallel()
 			r := run(t, fc)
@@ -103,7 +143,7 @@ func runCases(t *testing.T, cases []fcase) {
 // driver.
 func summary(rows []result) string {
 	var b strings.Builder
-	for _, drv := range []string{local.Name, docker.Name} {
+	for _, drv := range []string{local.Name, docker.Name, swarm.Name} {
 		var named []time.Duration
 		for _, r := range rows {
 			if r.c.driver == drv && (r.c.fault == freeze || r.c.fault == kill) && r.named >= 0 {

@@ -25,6 +25,7 @@ import (
 	"github.com/ladder-dev/ladder/driver"
 	"github.com/ladder-dev/ladder/driver/docker"
 	"github.com/ladder-dev/ladder/driver/local"
+	"github.com/ladder-dev/ladder/driver/swarm"
 	"github.com/ladder-dev/ladder/internal/home"
 	"github.com/ladder-dev/ladder/internal/pki"
 	"github.com/ladder-dev/ladder/internal/poll"
@@ -206,6 +207,8 @@ func (e *env) open() driver.Driver {
 	switch rec.Driver {
 	case local.Name:
 		d, err = local.Open(e.name, service.Registry{}, local.Options{Home: e.home})
+	case swarm.Name:
+		d, err = swarm.Open(context.Background(), e.name, service.Registry{}, swarm.Options{Home: e.home})
 	default:
 		d, err = docker.Open(e.name, service.Registry{}, docker.Options{Home: e.home})
 	}
@@ -282,7 +285,7 @@ var (
 func newCluster(t *testing.T, drv string) *cluster {
 	e := newEnv(t, drv)
 	create := []string{"cluster", "create", "--cluster", e.name, "--version", from, "--driver", drv}
-	if drv == docker.Name {
+	if drv != local.Name {
 		imagesOnce.Do(func() {
 			out, err := e.cmd(context.Background(), "images", "build", "--versions", from+",2.3.2,"+to, "-o", "json").Output()
 			var res struct{ Build string }
@@ -381,6 +384,9 @@ func (c *cluster) hurt(ctx context.Context, f fault, id string) (func(), error) 
 		if dd, ok := c.d.(*docker.Driver); ok {
 			return nil, dd.Kill(ctx, id)
 		}
+		if sd, ok := c.d.(*swarm.Driver); ok {
+			return nil, sd.Kill(ctx, id)
+		}
 		pid, err := c.pid(ctx, id)
 		if err != nil {
 			return nil, err
@@ -391,6 +397,21 @@ func (c *cluster) hurt(ctx context.Context, f fault, id string) (func(), error) 
 			timeout := 10
 			_, err := dd.Client().ContainerRestart(ctx, dd.ContainerName(id), containerRestart(timeout))
 			return nil, err
+		}
+		if sd, ok := c.d.(*swarm.Driver); ok {
+			// docker restart of the task's container, behind the swarm's
+			// back as well as ladder's.
+			reps, err := sd.Replicas(ctx)
+			if err != nil {
+				return nil, err
+			}
+			for _, r := range reps {
+				if r.ID == id && r.Container != "" {
+					_, err := sd.Client().ContainerRestart(ctx, r.Container, containerRestart(10))
+					return nil, err
+				}
+			}
+			return nil, fmt.Errorf("%s has no container", id)
 		}
 		pid, err := c.pid(ctx, id)
 		if err != nil {

@@ -67,9 +67,19 @@ type Record struct {
 	// Build names the artifacts the cluster runs, when the driver keeps
 	// more than one set (the docker driver's image build).
 	Build string `json:"build,omitempty"`
+	// BlobStore is where the cluster keeps blobs when not in its shared
+	// folder: s3://BUCKET?endpoint=...&region=... (no credentials).
+	BlobStore string `json:"blob_store,omitempty"`
+	// OwnsBucket records that ladder created the blob store's bucket, so
+	// destroying the cluster removes it.
+	OwnsBucket bool `json:"owns_bucket,omitempty"`
 	// Dir is the cluster's folder when it is not this one: a cluster
 	// connected from the ladder home that created it.
 	Dir string `json:"dir,omitempty"`
+	// Adopted: ladder did not create the cluster, it took over members
+	// that were running (ladder cluster adopt); their data stays where it
+	// was.
+	Adopted bool `json:"adopted,omitempty"`
 }
 
 // Secret reads the secret name of the cluster, without its trailing newline.

@@ -20,6 +20,7 @@ const (
 	codeUnauthorized        = "UNAUTHORIZED"
 	codeUnsupported         = "UNSUPPORTED"
 	codeTooManyRequests     = "TOOMANYREQUESTS"
+	codeDenied              = "DENIED"
 )
 
 // apiError is an error answered to the client: an HTTP status and one entry
@@ -45,7 +46,7 @@ func (e *apiError) with(detail any) *apiError {
 
 // writeError writes e as the spec's JSON error body. HEAD answers carry no body.
 func writeError(w http.ResponseWriter, r *http.Request, e *apiError) {
-	if e.Status == http.StatusUnauthorized {
+	if e.Status == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") == "" {
 		w.Header().Set("WWW-Authenticate", `Basic realm="ladder-registry"`)
 	}
 	w.Header().Set("Content-Type", "application/json")

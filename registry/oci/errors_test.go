@@ -220,7 +220,7 @@ func TestChunkRefusedLeavesUploadIntact(t *testing.T) {
 		{name: "overlapping", body: bytes.NewReader(blob[5:15]), header: map[string]string{"Content-Range": "5-14"}, wantStatus: http.StatusRequestedRangeNotSatisfiable},
 		{name: "short body", body: bytes.NewReader(blob[10:15]), header: map[string]string{"Content-Range": "10-19"}, wantStatus: http.StatusBadRequest},
 		{name: "over the size limit", body: bytes.NewReader(make([]byte, 95)), wantStatus: http.StatusRequestEntityTooLarge},
-		{name: "connection broken", body: io.MultiReader(bytes.NewReader(blob[10:15]), errReader{}), wantStatus: http.StatusInternalServerError},
+		{name: "connection broken", body: io.MultiReader(bytes.NewReader(blob[10:15]), errReader{}), wantStatus: http.StatusBadRequest},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

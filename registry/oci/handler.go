@@ -3,6 +3,7 @@ package oci
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -29,9 +30,16 @@ type Options struct {
 	// blobs at <BlobDir>/<algorithm>/<first two hex>/<hex>, uploads in
 	// progress at <BlobDir>/uploads/<id>. Required.
 	BlobDir string
+	// Blobs, if set, keeps finished blobs instead of BlobDir (an S3
+	// bucket); uploads in progress stay in BlobDir.
+	Blobs BlobStore
 	// CheckAdmin reports whether basic-auth credentials may push and delete.
-	// Nil refuses every push and delete. Pulls are anonymous.
+	// Nil refuses every push and delete. Pulls are anonymous. Unused when
+	// Authorizer is set.
 	CheckAdmin func(user, pass string) bool
+	// Authorizer, if set, decides every request, the API root included,
+	// in place of CheckAdmin and PingChallenge.
+	Authorizer Authorizer
 	// MaxManifestBytes bounds a manifest body (default DefaultMaxManifestBytes).
 	MaxManifestBytes int64
 	// MaxBlobBytes bounds a blob (default DefaultMaxBlobBytes).
@@ -69,6 +77,7 @@ type handler struct {
 	log         *slog.Logger
 	onEvent     func(Event)
 	challenge   bool
+	auth        Authorizer
 }
 
 // NewHandler returns the OCI distribution API. Mount it at "/v2/" without
@@ -76,13 +85,14 @@ type handler struct {
 func NewHandler(opts Options) http.Handler {
 	h := &handler{
 		meta:        opts.Meta,
-		blobs:       &blobStore{dir: opts.BlobDir},
+		blobs:       &blobStore{dir: opts.BlobDir, remote: opts.Blobs},
 		checkAdmin:  opts.CheckAdmin,
 		maxManifest: opts.MaxManifestBytes,
 		maxBlob:     opts.MaxBlobBytes,
 		log:         opts.Logger,
 		onEvent:     opts.OnEvent,
 		challenge:   opts.PingChallenge,
+		auth:        opts.Authorizer,
 	}
 	if h.maxManifest <= 0 {
 		h.maxManifest = DefaultMaxManifestBytes
@@ -156,7 +166,7 @@ func (h *handler) route(w http.ResponseWriter, r *http.Request) {
 			writeError(w, r, errUnsupported)
 			return
 		}
-		h.catalog(w, r)
+		h.allow(w, r, Access{Type: "registry", Name: "catalog", Action: "*"}, func() { h.catalog(w, r) })
 		return
 	}
 	rest, ok := strings.CutPrefix(p, "/v2/")
@@ -195,30 +205,30 @@ func (h *handler) route(w http.ResponseWriter, r *http.Request) {
 			writeError(w, r, errUnsupported)
 			return
 		}
-		h.tagsList(w, r, name)
+		h.allow(w, r, pull(name), func() { h.tagsList(w, r, name) })
 	case "referrers":
 		if method != http.MethodGet && method != http.MethodHead {
 			writeError(w, r, errUnsupported)
 			return
 		}
-		h.referrers(w, r, name, ref)
+		h.allow(w, r, pull(name), func() { h.referrers(w, r, name, ref) })
 	case "manifests":
 		switch method {
 		case http.MethodGet, http.MethodHead:
-			h.getManifest(w, r, name, ref)
+			h.allow(w, r, pull(name), func() { h.getManifest(w, r, name, ref) })
 		case http.MethodPut:
-			h.admin(w, r, func() { h.putManifest(w, r, name, ref) })
+			h.allow(w, r, push(name), func() { h.putManifest(w, r, name, ref) })
 		case http.MethodDelete:
-			h.admin(w, r, func() { h.deleteManifest(w, r, name, ref) })
+			h.allow(w, r, Access{Type: "repository", Name: name, Action: "delete"}, func() { h.deleteManifest(w, r, name, ref) })
 		default:
 			writeError(w, r, errUnsupported)
 		}
 	case "blobs":
 		switch method {
 		case http.MethodGet, http.MethodHead:
-			h.getBlob(w, r, name, ref)
+			h.allow(w, r, pull(name), func() { h.getBlob(w, r, name, ref) })
 		case http.MethodDelete:
-			h.admin(w, r, func() { h.deleteBlob(w, r, name, ref) })
+			h.allow(w, r, Access{Type: "repository", Name: name, Action: "delete"}, func() { h.deleteBlob(w, r, name, ref) })
 		default:
 			writeError(w, r, errUnsupported)
 		}
@@ -228,18 +238,18 @@ func (h *handler) route(w http.ResponseWriter, r *http.Request) {
 				writeError(w, r, errUnsupported)
 				return
 			}
-			h.admin(w, r, func() { h.startUpload(w, r, name) })
+			h.allow(w, r, push(name), func() { h.startUpload(w, r, name) })
 			return
 		}
 		switch method {
 		case http.MethodGet:
-			h.admin(w, r, func() { h.uploadStatus(w, r, name, ref) })
+			h.allow(w, r, push(name), func() { h.uploadStatus(w, r, name, ref) })
 		case http.MethodPatch:
-			h.admin(w, r, func() { h.patchUpload(w, r, name, ref) })
+			h.allow(w, r, push(name), func() { h.patchUpload(w, r, name, ref) })
 		case http.MethodPut:
-			h.admin(w, r, func() { h.putUpload(w, r, name, ref) })
+			h.allow(w, r, push(name), func() { h.putUpload(w, r, name, ref) })
 		case http.MethodDelete:
-			h.admin(w, r, func() { h.cancelUpload(w, r, name, ref) })
+			h.allow(w, r, push(name), func() { h.cancelUpload(w, r, name, ref) })
 		default:
 			writeError(w, r, errUnsupported)
 		}
@@ -253,7 +263,12 @@ func (h *handler) ping(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, errUnsupported)
 		return
 	}
-	if (h.challenge || r.Header.Get("Authorization") != "") && !h.authorized(r) {
+	if h.auth != nil {
+		if denied := h.auth.Authorize(r, Access{}); denied != nil {
+			writeDenied(w, r, denied)
+			return
+		}
+	} else if (h.challenge || r.Header.Get("Authorization") != "") && !h.authorized(r) {
 		writeError(w, r, errUnauthorized)
 		return
 	}
@@ -270,9 +285,15 @@ func (h *handler) authorized(r *http.Request) bool {
 	return ok && h.checkAdmin != nil && h.checkAdmin(user, pass)
 }
 
-// admin runs f only for callers CheckAdmin accepts.
-func (h *handler) admin(w http.ResponseWriter, r *http.Request, f func()) {
-	if !h.authorized(r) {
+// allow runs f when the caller may do a: as the Authorizer decides, or
+// without one, pulls for anyone and the rest for callers CheckAdmin accepts.
+func (h *handler) allow(w http.ResponseWriter, r *http.Request, a Access, f func()) {
+	if h.auth != nil {
+		if denied := h.auth.Authorize(r, a); denied != nil {
+			writeDenied(w, r, denied)
+			return
+		}
+	} else if a.Action != "pull" && a.Type != "registry" && !h.authorized(r) {
 		writeError(w, r, errUnauthorized)
 		return
 	}
@@ -300,8 +321,12 @@ func (h *handler) emit(e Event) {
 	}
 }
 
-// blobStore is the content-addressed blob folder.
-type blobStore struct{ dir string }
+// blobStore is the content-addressed blob folder, or, with remote set,
+// the folder of uploads in progress beside the store of finished blobs.
+type blobStore struct {
+	dir    string
+	remote BlobStore
+}
 
 func (s *blobStore) path(d v1.Hash) string {
 	return filepath.Join(s.dir, d.Algorithm, d.Hex[:2], d.Hex)
@@ -311,11 +336,32 @@ func (s *blobStore) uploadPath(id string) string {
 	return filepath.Join(s.dir, "uploads", id)
 }
 
-// stat returns the blob's size, or an error wrapping os.ErrNotExist.
-func (s *blobStore) stat(d v1.Hash) (int64, error) {
+// stat returns the blob's size and time, or an error wrapping
+// os.ErrNotExist.
+func (s *blobStore) stat(ctx context.Context, d v1.Hash) (BlobInfo, error) {
+	if s.remote != nil {
+		bi, err := s.remote.Stat(ctx, d.String())
+		if errors.Is(err, ErrBlobNotFound) {
+			return bi, fmt.Errorf("%w: %w", os.ErrNotExist, err)
+		}
+		return bi, err
+	}
 	fi, err := os.Stat(s.path(d))
 	if err != nil {
-		return 0, err
+		return BlobInfo{}, err
 	}
-	return fi.Size(), nil
+	return BlobInfo{Digest: d.String(), Size: fi.Size(), Modified: fi.ModTime()}, nil
+}
+
+// open opens the blob for reading and seeking, or returns an error
+// wrapping os.ErrNotExist.
+func (s *blobStore) open(ctx context.Context, d v1.Hash) (io.ReadSeekCloser, error) {
+	if s.remote != nil {
+		rc, err := s.remote.Open(ctx, d.String())
+		if errors.Is(err, ErrBlobNotFound) {
+			return nil, fmt.Errorf("%w: %w", os.ErrNotExist, err)
+		}
+		return rc, err
+	}
+	return os.Open(s.path(d))
 }

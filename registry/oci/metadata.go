@@ -51,3 +51,12 @@ type Metadata interface {
 type BlobUnlinker interface {
 	UnlinkBlob(ctx context.Context, repo, dgst string) error
 }
+
+// BlobReferencer is an optional capability of a Metadata: finding a
+// manifest of repo that references blob dgst. When the Metadata implements
+// it, deleting a blob a manifest still references is refused (409 DENIED)
+// until the manifest is deleted. It returns the manifest's digest, or ""
+// when none references the blob.
+type BlobReferencer interface {
+	BlobReferenced(ctx context.Context, repo, dgst string) (string, error)
+}

@@ -1,6 +1,7 @@
 package oci
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -221,15 +223,20 @@ func (h *handler) mount(w http.ResponseWriter, r *http.Request, name, mount, fro
 		if !validName(from) {
 			return false
 		}
+		if h.auth != nil && h.auth.Authorize(r, pull(from)) != nil {
+			return false // the caller may not read from: an ordinary upload
+		}
 		linked, err := h.meta.BlobLinked(r.Context(), from, d.String())
 		if err != nil || !linked {
 			return false
 		}
 	}
-	size, err := h.blobs.stat(d)
+	bi, err := h.blobs.stat(r.Context(), d)
 	if err != nil {
 		return false
 	}
+	size := bi.Size
+	h.blobs.touch(r.Context(), d, bi.Modified)
 	if err := h.meta.LinkBlob(r.Context(), name, d.String(), size); err != nil {
 		h.fail(w, r, fmt.Errorf("link mounted blob: %w", err))
 		return true
@@ -310,7 +317,7 @@ func (h *handler) checkRange(w http.ResponseWriter, r *http.Request, name string
 // appendBody appends the request body to u (also feeding hw if not nil).
 // On any failure the upload is cut back to where it was, so a client can
 // retry the chunk; the error is an *apiError where the client is to blame.
-func (h *handler) appendBody(r *http.Request, u *upload, want int64, hw hash.Hash) (int64, error) {
+func (h *handler) appendBody(w http.ResponseWriter, r *http.Request, u *upload, want int64, hw hash.Hash) (int64, error) {
 	if _, err := u.f.Seek(u.size, io.SeekStart); err != nil {
 		return 0, fmt.Errorf("seek upload: %w", err)
 	}
@@ -319,8 +326,14 @@ func (h *handler) appendBody(r *http.Request, u *upload, want int64, hw hash.Has
 	if hw != nil {
 		dst = io.MultiWriter(u.f, hw)
 	}
-	n, err := io.Copy(dst, io.LimitReader(r.Body, limit+1))
+	body := &bodyReader{r: r.Body, rc: http.NewResponseController(w)}
+	n, err := io.Copy(dst, io.LimitReader(body, limit+1))
 	switch {
+	case err != nil && body.err != nil:
+		// The client went away or stalled: its fault, not a server error.
+		h.log.LogAttrs(r.Context(), slog.LevelInfo, "upload body cut short",
+			slog.String("path", r.URL.Path), slog.Int64("received", n), slog.String("error", body.err.Error()))
+		err = errUploadInvalid.with(map[string]string{"reason": "request body cut short"})
 	case err != nil:
 		err = fmt.Errorf("receive blob data: %w", err)
 	case n > limit:
@@ -351,7 +364,7 @@ func (h *handler) patchUpload(w http.ResponseWriter, r *http.Request, name, id s
 	if !ok {
 		return
 	}
-	if _, err := h.appendBody(r, u, want, nil); err != nil {
+	if _, err := h.appendBody(w, r, u, want, nil); err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -397,7 +410,7 @@ func (h *handler) finish(w http.ResponseWriter, r *http.Request, name string, u 
 	if _, err := io.Copy(hw, io.NewSectionReader(u.f, 0, u.size)); err != nil {
 		return fmt.Errorf("hash upload: %w", err)
 	}
-	if _, err := h.appendBody(r, u, want, hw); err != nil {
+	if _, err := h.appendBody(w, r, u, want, hw); err != nil {
 		return err
 	}
 	if got := hex.EncodeToString(hw.Sum(nil)); got != d.Hex {
@@ -406,14 +419,9 @@ func (h *handler) finish(w http.ResponseWriter, r *http.Request, name string, u 
 	if err := u.f.Sync(); err != nil {
 		return fmt.Errorf("sync upload: %w", err)
 	}
-	target := h.blobs.path(d)
-	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-		return fmt.Errorf("create blob folder: %w", err)
+	if err := h.blobs.commit(r.Context(), u, d); err != nil {
+		return err
 	}
-	if err := os.Rename(u.path, target); err != nil {
-		return fmt.Errorf("move blob into place: %w", err)
-	}
-	syncDir(filepath.Dir(target))
 	if err := h.meta.LinkBlob(r.Context(), name, d.String(), u.size); err != nil {
 		return fmt.Errorf("link blob: %w", err)
 	}
@@ -432,4 +440,59 @@ func syncDir(dir string) {
 		_ = f.Sync()
 		_ = f.Close()
 	}
+}
+
+// commit makes a verified upload the blob d: renamed into place in the
+// blob folder, or streamed to the blob store (verified again on the way,
+// multipart for large blobs) and then removed.
+func (s *blobStore) commit(ctx context.Context, u *upload, d v1.Hash) error {
+	if s.remote != nil {
+		vr, err := VerifyingReader(io.NewSectionReader(u.f, 0, u.size), d.String())
+		if err != nil {
+			return err
+		}
+		if err := s.remote.Put(ctx, d.String(), vr, u.size); err != nil {
+			return fmt.Errorf("store blob: %w", err)
+		}
+		if err := os.Remove(u.path); err != nil {
+			return fmt.Errorf("remove finished upload: %w", err)
+		}
+		return nil
+	}
+	target := s.path(d)
+	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+		return fmt.Errorf("create blob folder: %w", err)
+	}
+	if err := os.Rename(u.path, target); err != nil {
+		return fmt.Errorf("move blob into place: %w", err)
+	}
+	syncDir(filepath.Dir(target))
+	return nil
+}
+
+// bodyIdle is how long an upload's body may send nothing before the
+// request is cut: a large blob may take any time, a stalled one may not.
+const bodyIdle = time.Minute
+
+// bodyReader reads a request body, pushing the connection's read deadline
+// bodyIdle ahead before each read, and remembers a read error (the
+// client's doing) apart from write errors (the server's).
+type bodyReader struct {
+	r        io.Reader
+	rc       *http.ResponseController
+	deadline time.Time
+	err      error
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	// Pushing the deadline costs a little: do it when half of it is spent.
+	if now := time.Now(); b.deadline.Sub(now) < bodyIdle/2 {
+		b.deadline = now.Add(bodyIdle)
+		_ = b.rc.SetReadDeadline(b.deadline)
+	}
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF {
+		b.err = err
+	}
+	return n, err
 }

@@ -1,6 +1,7 @@
 package upgradetest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -618,10 +619,12 @@ type record struct {
 	holder  *journal.LockInfo
 	lease   int
 	lost    chan struct{}
-	records []journal.Record
+	records map[int64]journal.Record // by seq; holes possible, as in a real store
 	// keep: Release does nothing, as when the holder dies and its lease
 	// has not ended yet.
 	keep bool
+	// fail is the number of appends still to fail (FailAppends).
+	fail int
 }
 
 var _ upgrade.Recorder = (*App)(nil)
@@ -651,7 +654,12 @@ func (r *record) Read(ctx context.Context) ([]journal.Record, *journal.LockInfo,
 		c := *r.holder
 		h = &c
 	}
-	return slices.Clone(r.records), h, nil
+	recs := make([]journal.Record, 0, len(r.records))
+	for _, rec := range r.records {
+		recs = append(recs, rec)
+	}
+	slices.SortFunc(recs, func(a, b journal.Record) int { return cmp.Compare(a.Seq, b.Seq) })
+	return recs, h, nil
 }
 
 type held struct {
@@ -665,12 +673,36 @@ func (h *held) Append(ctx context.Context, recs ...journal.Record) error {
 	if h.r.lease != h.lease || h.r.holder == nil {
 		return upgrade.ErrLockLost
 	}
+	if h.r.fail > 0 {
+		h.r.fail--
+		return errors.New("append: the store did not answer")
+	}
+	if h.r.records == nil {
+		h.r.records = map[int64]journal.Record{}
+	}
 	for _, rec := range recs {
-		if int(rec.Seq) == len(h.r.records)+1 {
-			h.r.records = append(h.r.records, rec)
+		if _, ok := h.r.records[rec.Seq]; !ok {
+			h.r.records[rec.Seq] = rec
 		}
 	}
 	return nil
+}
+
+// DropRecord removes record seq from the cluster's copy of the journal,
+// leaving a hole, as a mirror that failed for one record and not the next
+// did before that could not happen.
+func (c *Cluster) DropRecord(seq int64) {
+	c.rec.mu.Lock()
+	defer c.rec.mu.Unlock()
+	delete(c.rec.records, seq)
+}
+
+// FailAppends makes the next n appends to the cluster's copy of the
+// journal fail, as when the replica taking them stops answering.
+func (c *Cluster) FailAppends(n int) {
+	c.rec.mu.Lock()
+	defer c.rec.mu.Unlock()
+	c.rec.fail = n
 }
 
 func (h *held) TookOver() *journal.LockInfo { return nil }

@@ -1,0 +1,164 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/ladder-dev/ladder/driver"
+	"github.com/ladder-dev/ladder/driver/docker"
+	"github.com/ladder-dev/ladder/internal/home"
+	"github.com/ladder-dev/ladder/service/etcd"
+	"github.com/ladder-dev/ladder/upgrade"
+)
+
+// adoptDocker adopts the etcd containers o.containers names, on the
+// Docker engine DOCKER_HOST names: each member's name, data folder and
+// client port are read from its container's command line, environment,
+// mounts and published ports.
+func adoptDocker(e *env, o adoptOpts, root string, svc driver.Service) error {
+	names := strings.FieldsFunc(o.containers, func(r rune) bool { return r == ',' || r == ' ' })
+	if len(names) == 0 {
+		return usageErr("--containers is required with --driver docker: the containers of every member, e.g. --containers etcd1,etcd2,etcd3")
+	}
+	if o.members != "" || o.dataDirs != "" || o.tls != (etcd.ClientTLS{}) {
+		return usageErr("with --driver docker, give the members' containers (--containers); ladder reads their names, data folders and client ports from them (--members, --data-dirs and TLS flags are for --driver local)")
+	}
+	cli, err := docker.NewClient()
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	if err := docker.Ping(e.ctx, cli); err != nil {
+		return withHint(ExitFailed, err, "start the Docker engine, or point DOCKER_HOST at the one that runs the containers")
+	}
+	var (
+		members   []docker.AdoptMember
+		endpoints []string
+		report    []adoptedMember
+	)
+	for _, n := range names {
+		c, err := docker.InspectContainer(e.ctx, cli, n)
+		if err != nil {
+			return withCode(ExitUsage, fmt.Errorf("adopt cluster %s: %w", o.cf.name, err))
+		}
+		if !c.Running {
+			return withHint(ExitFailed, fmt.Errorf("adopt cluster %s: container %s is not running", o.cf.name, n),
+				fmt.Sprintf("start it (docker start %s) and adopt again", n))
+		}
+		if path.Base(c.Program) != "etcd" {
+			return usageErr("adopt cluster %s: container %s runs %s, not etcd itself: ladder adopts containers whose process is etcd", o.cf.name, n, c.Program)
+		}
+		flags := etcd.ParseFlags(c.Args, c.Env)
+		if flags["config-file"] != "" {
+			return usageErr("adopt cluster %s: container %s reads --config-file inside the container, which ladder does not adopt yet: give its settings as flags", o.cf.name, n)
+		}
+		if flags.TLS() {
+			return usageErr("adopt cluster %s: container %s serves TLS, which ladder does not adopt on docker yet", o.cf.name, n)
+		}
+		name := flags["name"]
+		if name == "" {
+			name = "default"
+		}
+		dataDir := flags.DataDir("/")
+		if !c.OnMount(dataDir) {
+			return usageErr("adopt cluster %s: container %s keeps its data (%s) in its own filesystem, which a new container would not have: run it with a volume there", o.cf.name, n, dataDir)
+		}
+		port, err := publishedClientPort(c, flags["listen-client-urls"])
+		if err != nil {
+			return usageErr("adopt cluster %s: container %s: %v", o.cf.name, n, err)
+		}
+		ep := "http://127.0.0.1:" + strconv.Itoa(port)
+		endpoints = append(endpoints, ep)
+		members = append(members, docker.AdoptMember{ID: name, Container: n, Port: port, DataDir: dataDir})
+		report = append(report, adoptedMember{Name: name, ClientURL: ep, DataDir: dataDir, Config: "container " + n})
+	}
+
+	found, err := etcd.Inspect(e.ctx, endpoints, nil)
+	var (
+		missing     *etcd.MissingMembersError
+		unreachable *etcd.UnreachableError
+	)
+	switch {
+	case errors.As(err, &unreachable):
+		n := names[slices.Index(endpoints, unreachable.Endpoint)]
+		return withHint(ExitFailed, fmt.Errorf("adopt cluster %s: container %s at %w", o.cf.name, n, err),
+			fmt.Sprintf("see why with: docker logs %s", n))
+	case errors.As(err, &missing):
+		return withHint(ExitUsage, fmt.Errorf("adopt cluster %s: %w", o.cf.name, err),
+			"give the containers of every member in --containers: ladder upgrades a cluster whole")
+	case err != nil:
+		return withCode(ExitUsage, fmt.Errorf("adopt cluster %s: %w", o.cf.name, err))
+	}
+	for i, f := range found {
+		if f.Name != members[i].ID {
+			return usageErr("adopt cluster %s: container %s runs member %q, but its --name says %q", o.cf.name, names[i], f.Name, members[i].ID)
+		}
+		if f.Learner {
+			return withCode(ExitRefused, fmt.Errorf("adopt cluster %s: member %s is a learner: promote it first (etcdctl member promote %x)", o.cf.name, f.Name, f.ID))
+		}
+		if _, err := svc.Artifact(f.Version); err != nil {
+			return withHint(ExitUsage, fmt.Errorf("adopt cluster %s: member %s runs etcd %s: %w", o.cf.name, f.Name, f.Version, err),
+				fmt.Sprintf("ladder replaces members with images of the releases it fetched: build it first with: ladder releases fetch etcd %s", f.Version))
+		}
+		members[i].Version = f.Version
+		report[i].Version, report[i].PeerURL = f.Version, strings.Join(f.PeerURLs, ",")
+	}
+	d, err := docker.Adopt(e.ctx, o.cf.name, svc, members, docker.Options{Home: root, Client: cli})
+	if err != nil {
+		if errors.Is(err, home.ErrClusterExists) || errors.Is(err, driver.ErrInvalidSpec) || errors.Is(err, driver.ErrNoArtifact) {
+			return withCode(ExitUsage, err)
+		}
+		return fmt.Errorf("adopt cluster %s: %w", o.cf.name, err)
+	}
+	fmt.Fprintf(e.stderr, "cluster %s adopted: %d etcd members in containers, running as they were\n", o.cf.name, len(members))
+	for _, r := range report {
+		fmt.Fprintf(e.stderr, "  %s  etcd %s  %s  data %s  client %s\n", r.Name, r.Version, r.Config, r.DataDir, r.ClientURL)
+	}
+	st, err := e.waitSettled(e.ctx, d, o.timeout)
+	if err != nil {
+		return fmt.Errorf("cluster %s adopted, but it is not settled: %w (inspect: ladder cluster status --cluster %s)", o.cf.name, err, o.cf.name)
+	}
+	fmt.Fprintf(e.stderr, "next: ladder upgrade --cluster %s --to VERSION --dry-run (the plan), then without --dry-run\n", o.cf.name)
+	if e.json() {
+		return writeJSON(e.stdout, struct {
+			Cluster string          `json:"cluster"`
+			Adopted bool            `json:"adopted"`
+			Members []adoptedMember `json:"members"`
+			Status  upgrade.Status  `json:"status"`
+		}{o.cf.name, true, report, st})
+	}
+	printStatus(e.stdout, st)
+	return nil
+}
+
+// publishedClientPort returns the host port, reachable on 127.0.0.1, that
+// the container's etcd client port (from listenURLs, etcd's default 2379)
+// is published on.
+func publishedClientPort(c docker.Container, listenURLs string) (int, error) {
+	port := "2379"
+	if listenURLs != "" {
+		first, _, _ := strings.Cut(listenURLs, ",")
+		u, err := url.Parse(first)
+		if err != nil || u.Port() == "" {
+			return 0, fmt.Errorf("its --listen-client-urls %q has no port", listenURLs)
+		}
+		port = u.Port()
+	}
+	for _, hp := range c.Ports[port+"/tcp"] {
+		host, p, err := net.SplitHostPort(hp)
+		if err != nil {
+			continue
+		}
+		ip := net.ParseIP(host)
+		if ip != nil && (ip.IsLoopback() || ip.IsUnspecified()) {
+			return strconv.Atoi(p)
+		}
+	}
+	return 0, fmt.Errorf("its client port %s is not published on this machine's loopback: ladder reaches members there (run it with -p 127.0.0.1::%s)", port, port)
+}
