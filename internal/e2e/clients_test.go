@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/ladder-dev/ladder/internal/home"
+	"github.com/ladder-dev/ladder/service"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,8 +34,16 @@ func TestClients(t *testing.T) {
 	if len(st.Replicas) < 2 {
 		t.Fatalf("want 2 replicas at least, got %d", len(st.Replicas))
 	}
-	hostA := strings.TrimPrefix(st.Replicas[0].URL, "http://")
-	hostB := strings.TrimPrefix(st.Replicas[1].URL, "http://")
+	hostA := strings.TrimPrefix(st.Replicas[0].URL, "https://")
+	hostB := strings.TrimPrefix(st.Replicas[1].URL, "https://")
+	// crane, regctl and skopeo verify the replicas against the cluster's
+	// CA alone (Go reads SSL_CERT_FILE); the Docker daemon treats loopback
+	// registries as insecure and does not verify them.
+	rec, err := home.ReadRecord(e.home, cluster)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caEnv := "SSL_CERT_FILE=" + rec.Secrets[service.CASecret]
 
 	// A read-write user for docker, an admin user for the others (deletes).
 	const pusherPW, opsPW = "pusher-pass-1", "ops-pass-123"
@@ -54,9 +64,9 @@ func TestClients(t *testing.T) {
 	}
 
 	t.Run("docker", func(t *testing.T) { testDocker(t, e, cluster, hostA, hostB, pusherPW) })
-	t.Run("crane", func(t *testing.T) { testCrane(t, hostA, hostB, opsPW, tarPath) })
-	t.Run("regctl", func(t *testing.T) { testRegctl(t, hostA, hostB, opsPW, tarPath) })
-	t.Run("skopeo", func(t *testing.T) { testSkopeo(t, hostA, hostB, opsPW, tarPath) })
+	t.Run("crane", func(t *testing.T) { testCrane(t, caEnv, hostA, hostB, opsPW, tarPath) })
+	t.Run("regctl", func(t *testing.T) { testRegctl(t, caEnv, hostA, hostB, opsPW, tarPath) })
+	t.Run("skopeo", func(t *testing.T) { testSkopeo(t, caEnv, hostA, hostB, opsPW, tarPath) })
 }
 
 // mustIn runs ladder with stdin and fails the test unless it exits 0.
@@ -182,36 +192,36 @@ func testDocker(t *testing.T, e *env, cluster, hostA, hostB, pw string) {
 	dc.must("", "pull", refB)
 }
 
-func testCrane(t *testing.T, hostA, hostB, pw, tarPath string) {
-	cr := client{t: t, bin: tool(t, "crane"), env: []string{"DOCKER_CONFIG=" + t.TempDir()}}
+func testCrane(t *testing.T, caEnv, hostA, hostB, pw, tarPath string) {
+	cr := client{t: t, bin: tool(t, "crane"), env: []string{"DOCKER_CONFIG=" + t.TempDir(), caEnv}}
 	if out, err := cr.run("wrong-password\n", "auth", "login", hostA, "-u", "ops", "--password-stdin"); err == nil {
 		// crane stores credentials without checking them: the first call
 		// with them must fail instead.
-		if out, err := cr.run("", "push", "--insecure", tarPath, hostA+"/crane/app:1"); err == nil {
+		if out, err := cr.run("", "push", tarPath, hostA+"/crane/app:1"); err == nil {
 			t.Fatalf("crane push with a wrong password succeeded:\n%s", out)
 		}
 		_ = out
 	}
 	cr.must(pw+"\n", "auth", "login", hostA, "-u", "ops", "--password-stdin")
 	cr.must(pw+"\n", "auth", "login", hostB, "-u", "ops", "--password-stdin")
-	cr.must("", "push", "--insecure", tarPath, hostA+"/crane/app:1")
-	cr.must("", "pull", "--insecure", hostB+"/crane/app:1", filepath.Join(t.TempDir(), "pulled.tar"))
-	cr.must("", "copy", "--insecure", hostA+"/crane/app:1", hostB+"/crane/app:2")
-	if out := cr.must("", "ls", "--insecure", hostA+"/crane/app"); !strings.Contains(out, "1\n") || !strings.Contains(out, "2\n") {
+	cr.must("", "push", tarPath, hostA+"/crane/app:1")
+	cr.must("", "pull", hostB+"/crane/app:1", filepath.Join(t.TempDir(), "pulled.tar"))
+	cr.must("", "copy", hostA+"/crane/app:1", hostB+"/crane/app:2")
+	if out := cr.must("", "ls", hostA+"/crane/app"); !strings.Contains(out, "1\n") || !strings.Contains(out, "2\n") {
 		t.Errorf("crane ls = %q, want tags 1 and 2", out)
 	}
-	dgst := strings.TrimSpace(cr.must("", "digest", "--insecure", hostA+"/crane/app:2"))
-	cr.must("", "delete", "--insecure", hostB+"/crane/app@"+dgst)
-	if out, err := cr.run("", "manifest", "--insecure", hostA+"/crane/app:1"); err == nil {
+	dgst := strings.TrimSpace(cr.must("", "digest", hostA+"/crane/app:2"))
+	cr.must("", "delete", hostB+"/crane/app@"+dgst)
+	if out, err := cr.run("", "manifest", hostA+"/crane/app:1"); err == nil {
 		t.Errorf("manifest still there after crane delete:\n%s", out)
 	}
 }
 
-func testRegctl(t *testing.T, hostA, hostB, pw, tarPath string) {
+func testRegctl(t *testing.T, caEnv, hostA, hostB, pw, tarPath string) {
 	home := t.TempDir()
-	rc := client{t: t, bin: tool(t, "regctl"), env: []string{"HOME=" + home, "REGCTL_CONFIG=" + filepath.Join(home, "regctl.json")}}
+	rc := client{t: t, bin: tool(t, "regctl"), env: []string{"HOME=" + home, "REGCTL_CONFIG=" + filepath.Join(home, "regctl.json"), caEnv}}
 	for _, h := range []string{hostA, hostB} {
-		rc.must("", "registry", "set", "--tls", "disabled", h)
+		rc.must("", "registry", "set", "--tls", "enabled", h)
 	}
 	if out, err := rc.run("wrong-password\n", "registry", "login", hostA, "-u", "ops", "--pass-stdin"); err == nil {
 		if out, err := rc.run("", "image", "import", hostA+"/regctl/app:1", tarPath); err == nil {
@@ -234,25 +244,25 @@ func testRegctl(t *testing.T, hostA, hostB, pw, tarPath string) {
 	}
 }
 
-func testSkopeo(t *testing.T, hostA, hostB, pw, tarPath string) {
+func testSkopeo(t *testing.T, caEnv, hostA, hostB, pw, tarPath string) {
 	auth := filepath.Join(t.TempDir(), "auth.json")
-	sk := client{t: t, bin: tool(t, "skopeo"), env: []string{"REGISTRY_AUTH_FILE=" + auth}}
-	if out, err := sk.run("wrong-password\n", "login", "--tls-verify=false", "-u", "ops", "--password-stdin", hostA); err == nil {
+	sk := client{t: t, bin: tool(t, "skopeo"), env: []string{"REGISTRY_AUTH_FILE=" + auth, caEnv}}
+	if out, err := sk.run("wrong-password\n", "login", "--tls-verify=true", "-u", "ops", "--password-stdin", hostA); err == nil {
 		t.Fatalf("skopeo login with a wrong password succeeded:\n%s", out)
 	}
 	for _, h := range []string{hostA, hostB} {
-		sk.must(pw+"\n", "login", "--tls-verify=false", "-u", "ops", "--password-stdin", h)
+		sk.must(pw+"\n", "login", "--tls-verify=true", "-u", "ops", "--password-stdin", h)
 	}
 	in := fmt.Sprintf("docker://%s/skopeo/app:1", hostA)
-	sk.must("", "copy", "--dest-tls-verify=false", "docker-archive:"+tarPath, in)
+	sk.must("", "copy", "--dest-tls-verify=true", "docker-archive:"+tarPath, in)
 	layout := filepath.Join(t.TempDir(), "layout")
-	sk.must("", "copy", "--src-tls-verify=false", fmt.Sprintf("docker://%s/skopeo/app:1", hostB), "oci:"+layout+":app")
-	sk.must("", "copy", "--src-tls-verify=false", "--dest-tls-verify=false", in, fmt.Sprintf("docker://%s/skopeo/app:2", hostB))
-	if out := sk.must("", "list-tags", "--tls-verify=false", fmt.Sprintf("docker://%s/skopeo/app", hostA)); !strings.Contains(out, `"2"`) {
+	sk.must("", "copy", "--src-tls-verify=true", fmt.Sprintf("docker://%s/skopeo/app:1", hostB), "oci:"+layout+":app")
+	sk.must("", "copy", "--src-tls-verify=true", "--dest-tls-verify=true", in, fmt.Sprintf("docker://%s/skopeo/app:2", hostB))
+	if out := sk.must("", "list-tags", "--tls-verify=true", fmt.Sprintf("docker://%s/skopeo/app", hostA)); !strings.Contains(out, `"2"`) {
 		t.Errorf("skopeo list-tags = %s, want tag 2", out)
 	}
-	sk.must("", "delete", "--tls-verify=false", fmt.Sprintf("docker://%s/skopeo/app:2", hostA))
-	if out, err := sk.run("", "inspect", "--tls-verify=false", fmt.Sprintf("docker://%s/skopeo/app:2", hostB)); err == nil {
+	sk.must("", "delete", "--tls-verify=true", fmt.Sprintf("docker://%s/skopeo/app:2", hostA))
+	if out, err := sk.run("", "inspect", "--tls-verify=true", fmt.Sprintf("docker://%s/skopeo/app:2", hostB)); err == nil {
 		t.Errorf("image still there after skopeo delete:\n%s", out)
 	}
 }
