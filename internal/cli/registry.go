@@ -218,7 +218,10 @@ func storeClient(endpoints string, tf storeTLSFlags) (*clientv3.Client, error) {
 	if len(eps) == 0 {
 		return nil, usageErr("--endpoints is required: the store client URLs, e.g. http://127.0.0.1:2379")
 	}
-	cli, err := clientv3.New(clientv3.Config{Endpoints: eps, TLS: tc, DialTimeout: 5 * time.Second, Logger: zap.NewNop(),
+	// Keepalives notice a member that stopped answering (frozen) on a
+	// connection already open, so the client moves to another member.
+	cli, err := clientv3.New(clientv3.Config{Endpoints: eps, TLS: tc,
+		DialKeepAliveTime: 2 * time.Second, DialKeepAliveTimeout: 2 * time.Second, DialTimeout: 5 * time.Second, Logger: zap.NewNop(),
 		MaxCallSendMsgSize: 16 << 20, MaxCallRecvMsgSize: 64 << 20})
 	if err != nil {
 		return nil, fmt.Errorf("connect to the store at %s: %w", endpoints, err)

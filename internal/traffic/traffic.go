@@ -204,6 +204,9 @@ func transportFor(tc *tls.Config) *http.Transport {
 		Proxy:               nil,
 		MaxIdleConnsPerHost: 4,
 		IdleConnTimeout:     5 * time.Second,
+		// A frozen replica accepts connections and never answers: a
+		// handshake with it must end, not wait for ever.
+		TLSHandshakeTimeout: 3 * time.Second,
 	}
 	if tc != nil {
 		t.TLSClientConfig = tc.Clone()
