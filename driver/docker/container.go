@@ -142,7 +142,7 @@ func (d *Driver) copySecrets(ctx context.Context, containerID string, needs func
 	// Into the secrets volume (the root filesystem is read-only), owned by
 	// the container's user.
 	if err := tw.WriteHeader(&tar.Header{Name: "./", Typeflag: tar.TypeDir, Mode: 0o700,
-		Uid: containerUID, Gid: containerUID}); err != nil {
+		Uid: ContainerUID, Gid: ContainerUID}); err != nil {
 		return fmt.Errorf("copy secrets: %w", err)
 	}
 	for _, name := range sortedKeys(d.secrets) {
@@ -154,7 +154,7 @@ func (d *Driver) copySecrets(ctx context.Context, containerID string, needs func
 			return fmt.Errorf("read %s: %w", name, err)
 		}
 		if err := tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg,
-			Mode: 0o600, Size: int64(len(data)), Uid: containerUID, Gid: containerUID}); err != nil {
+			Mode: 0o600, Size: int64(len(data)), Uid: ContainerUID, Gid: ContainerUID}); err != nil {
 			return fmt.Errorf("copy secrets: %w", err)
 		}
 		if _, err := tw.Write(data); err != nil {

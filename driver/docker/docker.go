@@ -42,8 +42,9 @@ const (
 // a cluster runs as; the image's folders belong to it.
 const containerUser = "65532:65532"
 
-// containerUID is containerUser's id, for the files copied in.
-const containerUID = 65532
+// ContainerUID is the id of the unprivileged user containers run as, for
+// the files copied in and the secrets a Swarm task is given.
+const ContainerUID = 65532
 
 // hardened is what every container of a cluster runs with: a read-only
 // root filesystem (its volumes and a small /tmp are writable), no

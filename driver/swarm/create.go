@@ -173,9 +173,11 @@ func (d *Driver) serviceSpec(id, version string, port int, choice string, ids []
 	grace := d.opts.StopGrace
 	delay := time.Second
 	var secrets []*swarm.SecretReference
+	// The task runs as the image's unprivileged user: its secrets are its.
+	owner := strconv.Itoa(docker.ContainerUID)
 	for _, s := range sortedKeys(d.secrets) {
 		secrets = append(secrets, &swarm.SecretReference{SecretName: d.secretName(s), SecretID: d.secrets[s],
-			File: &swarm.SecretReferenceFileTarget{Name: s, UID: "0", GID: "0", Mode: 0o400}})
+			File: &swarm.SecretReferenceFileTarget{Name: s, UID: owner, GID: owner, Mode: 0o400}})
 	}
 	update := &swarm.UpdateConfig{Parallelism: 1, Order: swarm.UpdateOrderStopFirst,
 		FailureAction: swarm.UpdateFailureActionContinue, Monitor: time.Second}
