@@ -83,14 +83,6 @@ type OwnCommand struct {
 	Scheme string `json:"scheme"`
 }
 
-// scheme is the URL scheme of r's API.
-func (r replicaState) scheme() string {
-	if r.Own != nil && r.Own.Scheme != "" {
-		return r.Own.Scheme
-	}
-	return "http"
-}
-
 // Adopt records a cluster of running processes that the driver did not
 // start, and takes them over as they run: nothing is restarted. From then
 // on the cluster is like one Create made, except that each replica's data

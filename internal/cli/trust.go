@@ -69,19 +69,6 @@ func (e *env) clusterTLS(rec home.Record) (*tls.Config, error) {
 	return tc, nil
 }
 
-// tlsOf is clusterTLS for the cluster named name.
-func (e *env) tlsOf(name string) (*tls.Config, error) {
-	root, err := home.Dir()
-	if err != nil {
-		return nil, err
-	}
-	rec, err := home.ReadRecord(root, name)
-	if err != nil {
-		return nil, err
-	}
-	return e.clusterTLS(rec)
-}
-
 // clusterFolder is where rec's files are.
 func clusterFolder(rec home.Record) string {
 	if rec.Dir != "" {
