@@ -415,9 +415,10 @@ func (u *upgradeRun) finalize(ctx context.Context, h plan.Hop) (map[string]any, 
 }
 
 // finalHoldPolls is how long, in probe intervals, the cluster must still
-// be settled after the last hop settles for the upgrade to be done (1s
-// at the default interval).
-const finalHoldPolls = 20
+// be settled after the last hop settles for the upgrade to be done (250 ms
+// at the default interval: long enough for a replica that froze or died
+// as the roll ended to show, short next to a hop).
+const finalHoldPolls = 5
 
 // lastHop reports whether h is the plan's last hop.
 func (u *upgradeRun) lastHop(h plan.Hop) bool {
