@@ -167,7 +167,7 @@ mandatory refusals (downgrades, skips) cannot be forced.`,
 			if !dryRun {
 				// Say at once what ladder does: asking every replica can
 				// take a moment on a busy machine.
-				rep.event(upgrade.Event{Type: upgrade.EventNote, Message: fmt.Sprintf("reading the state of cluster %s", cf.name),
+				rep.event(upgrade.Event{Time: time.Now(), Type: upgrade.EventNote, Message: fmt.Sprintf("reading the state of cluster %s", cf.name),
 					Fields: map[string]any{"cluster": cf.name, "to": target.String()}})
 			}
 			st, err := e.clusterStatus(e.ctx, d)
