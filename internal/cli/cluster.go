@@ -111,6 +111,9 @@ replicas can verify it. The store's ports keep the cluster's own CA.`,
     --blob-credentials ~/.ladder/s3.keys --create-bucket`,
 		Args: exactArgs(),
 		RunE: func(c *cobra.Command, args []string) error {
+			if version == "" {
+				return usageErr("--version is required: the release the replicas run, such as --version 3.1.2 (the releases there are: ladder catalog)")
+			}
 			if c.Flags().Changed("admin-password") {
 				return usageErr("--admin-password is not accepted: a password on the command line is seen by every user of this machine; " +
 					"use --admin-password-file FILE, or pipe it with --admin-password-stdin")
@@ -150,7 +153,6 @@ replicas can verify it. The store's ports keep the cluster's own CA.`,
 	c.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "how long to wait for the cluster to become healthy")
 	c.Flags().StringVar(&api.cert, "tls-cert", "", "serve the HTTPS API with this certificate (PEM) instead of the cluster CA's; needs --tls-key and --ca")
 	c.Flags().StringVar(&api.key, "tls-key", "", "the key (PEM) of --tls-cert")
-	_ = c.MarkFlagRequired("version")
 	return c
 }
 
