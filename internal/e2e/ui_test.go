@@ -93,6 +93,20 @@ func TestUpgradePanel(t *testing.T) {
 		t.Fatalf("the upgrade ended early (exit %d):\n%s", u.wait(), u.stderr)
 	}
 	replaced := ev.Replica
+	// A hop here takes a few seconds, about as long as the page takes to
+	// refresh: hold ladder itself still (SIGSTOP, well within its lock's
+	// lease) while the page shows the moment, so the test does not race.
+	if err := u.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	resume := func() {
+		if !resumed {
+			resumed = true
+			_ = u.cmd.Process.Signal(syscall.SIGCONT)
+		}
+	}
+	defer resume()
 	until("the hop under way and the replica starting",
 		`document.querySelector('.hop.current[data-hop="2.2.5->2.3.2"]') !== null && `+text+`.includes("running") && `+
 			`(document.querySelector('tr[data-replica="`+replaced+`"]')?.innerText || "").match(/starting|being replaced|ready/) !== null`)
@@ -101,6 +115,7 @@ func TestUpgradePanel(t *testing.T) {
 	if err != nil || !strings.Contains(head, "held by") {
 		t.Errorf("the panel's head does not name the lock's holder: %q, %v", head, err)
 	}
+	resume()
 
 	// A follower frozen in the second hop: its remediation shows as it happens.
 	ev, ok = u.until(t, stepStart("hop/2.3.2->3.0.1/roll/", "/replace"))
