@@ -83,6 +83,9 @@ func TestMeasureAuthThroughput(t *testing.T) {
 			for _, mode := range modes {
 				opts := func() []remote.Option {
 					tr := http.DefaultTransport.(*http.Transport).Clone()
+					if mode != "reference" {
+						tr.TLSClientConfig = e.tls("authbench") // the replicas speak HTTPS, verified by the cluster's CA
+					}
 					if mode == "reference" {
 						return []remote.Option{remote.WithContext(ctx), remote.WithTransport(tr)}
 					}

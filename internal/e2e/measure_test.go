@@ -48,6 +48,12 @@ func TestMeasureOCIThroughput(t *testing.T) {
 	u, _ := url.Parse(st.Replicas[0].URL)
 	pw := e.password("oci")
 	ctx := context.Background()
+	// The replicas speak HTTPS, verified by the cluster's CA.
+	transport := func() *http.Transport {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = e.tls("oci")
+		return tr
+	}
 	for _, size := range []struct {
 		name   string
 		layer  int64
@@ -61,7 +67,7 @@ func TestMeasureOCIThroughput(t *testing.T) {
 			}
 			imgs[i] = img
 		}
-		ct := &countingTransport{next: http.DefaultTransport.(*http.Transport).Clone()}
+		ct := &countingTransport{next: transport()}
 		auth := remote.WithAuth(&authn.Basic{Username: "admin", Password: pw})
 		start := time.Now()
 		for i, img := range imgs {
@@ -79,7 +85,7 @@ func TestMeasureOCIThroughput(t *testing.T) {
 			size.name, size.images, push.Round(time.Millisecond), float64(ct.requests.Load())/push.Seconds(),
 			bytes/push.Seconds()/1e6, push.Seconds()*1000/float64(size.images))
 
-		ct = &countingTransport{next: http.DefaultTransport.(*http.Transport).Clone()}
+		ct = &countingTransport{next: transport()}
 		start = time.Now()
 		for i := range imgs {
 			ref, err := name.NewTag(fmt.Sprintf("%s/bench/%s:t%d", u.Host, strings.ToLower(size.name), i), name.Insecure)
