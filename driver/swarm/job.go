@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/ladder-dev/ladder/driver"
+	"github.com/ladder-dev/ladder/driver/docker"
 	"github.com/ladder-dev/ladder/internal/home"
 	"github.com/ladder-dev/ladder/internal/poll"
 )
@@ -33,13 +35,27 @@ func (d *Driver) RunJob(ctx context.Context, version string, job driver.Job) ([]
 		ids[i] = r.ID
 	}
 	v := a.Version
+	// The job gets the secrets the service says a job needs (ladder's
+	// client certificate for the store), as the task's user's files.
+	job.Secrets = map[string]string{}
+	var secrets []*swarm.SecretReference
+	owner := strconv.Itoa(docker.ContainerUID)
+	for _, s := range sortedKeys(d.secrets) {
+		if sc, ok := d.svc.(driver.SecretScoper); ok && !sc.JobSecret(s) {
+			continue
+		}
+		job.Secrets[s] = secretsPath + "/" + s
+		secrets = append(secrets, &swarm.SecretReference{SecretName: d.secretName(s), SecretID: d.secrets[s],
+			File: &swarm.SecretReferenceFileTarget{Name: s, UID: owner, GID: owner, Mode: 0o400}})
+	}
 	name := fmt.Sprintf("ladder-%s-job-%s-%d", d.name, jobSlug(job.Name), time.Now().UnixNano()%1e6)
 	one := uint64(1)
 	created, err := d.cli.ServiceCreate(ctx, client.ServiceCreateOptions{Spec: swarm.ServiceSpec{
 		Annotations: swarm.Annotations{Name: name, Labels: d.labels(map[string]string{LabelJob: job.Name, LabelRelease: v})},
 		TaskTemplate: swarm.TaskSpec{
 			ContainerSpec: &swarm.ContainerSpec{Image: d.image(v), Command: []string{"/" + a.Program},
-				Args: d.svc.JobCommand(a, job, d.members(ids)), Labels: d.labels(map[string]string{LabelJob: job.Name})},
+				Args: d.svc.JobCommand(a, job, d.members(ids)), Labels: d.labels(map[string]string{LabelJob: job.Name}),
+				Secrets: secrets},
 			RestartPolicy: &swarm.RestartPolicy{Condition: swarm.RestartPolicyConditionNone},
 			Placement:     &swarm.Placement{Constraints: []string{"node.id==" + d.self}},
 			Networks:      []swarm.NetworkAttachmentConfig{{Target: d.network()}},

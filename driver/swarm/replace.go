@@ -196,7 +196,12 @@ func (d *Driver) waitAnswering(ctx context.Context, id string, force uint64) err
 			last = "task " + string(r.Task.Status.State)
 			return false, nil
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.url(r)+d.svc.HealthPath(), nil)
+		// Whether the task answers at all, as the docker driver asks: in
+		// plain HTTP, which an HTTPS API answers too (with a 400), so this
+		// probe needs no certificate; the engine's health gates then check
+		// the replica over verified TLS.
+		probe := "http://" + strings.TrimPrefix(strings.TrimPrefix(d.url(r), "https://"), "http://")
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, probe+d.svc.HealthPath(), nil)
 		if err != nil {
 			return false, err
 		}
