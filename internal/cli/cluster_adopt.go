@@ -380,21 +380,7 @@ func adoptCluster(e *env, o adoptOpts) error {
 	for _, r := range report {
 		fmt.Fprintf(e.stderr, "  %s  etcd %s  pid %d  data %s  configuration: %s\n", r.Name, r.Version, r.PID, r.DataDir, r.Config)
 	}
-	st, err := e.waitSettled(e.ctx, d, o.timeout)
-	if err != nil {
-		return fmt.Errorf("cluster %s adopted, but it is not settled: %w (inspect: ladder cluster status --cluster %s)", o.cf.name, err, o.cf.name)
-	}
-	fmt.Fprintf(e.stderr, "next: ladder upgrade --cluster %s --to VERSION --dry-run (the plan), then without --dry-run\n", o.cf.name)
-	if e.json() {
-		return writeJSON(e.stdout, struct {
-			Cluster string          `json:"cluster"`
-			Adopted bool            `json:"adopted"`
-			Members []adoptedMember `json:"members"`
-			Status  upgrade.Status  `json:"status"`
-		}{o.cf.name, true, report, st})
-	}
-	printStatus(e.stdout, st)
-	return nil
+	return e.adopted(d, o, report)
 }
 
 // sameDir reports whether a and b are the same folder.
@@ -463,4 +449,24 @@ went to the cluster folder, is no longer kept.`,
 	}
 	cf.register(c)
 	return c
+}
+
+// adopted waits until an adopted cluster has settled and reports it: next
+// steps on stderr, the members and status on stdout (JSON with -o json).
+func (e *env) adopted(d driver.Driver, o adoptOpts, report []adoptedMember) error {
+	st, err := e.waitSettled(e.ctx, d, o.timeout)
+	if err != nil {
+		return fmt.Errorf("cluster %s adopted, but it is not settled: %w (inspect: ladder cluster status --cluster %s)", o.cf.name, err, o.cf.name)
+	}
+	fmt.Fprintf(e.stderr, "next: ladder upgrade --cluster %s --to VERSION --dry-run (the plan), then without --dry-run\n", o.cf.name)
+	if e.json() {
+		return writeJSON(e.stdout, struct {
+			Cluster string          `json:"cluster"`
+			Adopted bool            `json:"adopted"`
+			Members []adoptedMember `json:"members"`
+			Status  upgrade.Status  `json:"status"`
+		}{o.cf.name, true, report, st})
+	}
+	printStatus(e.stdout, st)
+	return nil
 }

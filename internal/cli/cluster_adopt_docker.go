@@ -14,7 +14,6 @@ import (
 	"github.com/ladder-dev/ladder/driver/docker"
 	"github.com/ladder-dev/ladder/internal/home"
 	"github.com/ladder-dev/ladder/service/etcd"
-	"github.com/ladder-dev/ladder/upgrade"
 )
 
 // adoptDocker adopts the etcd containers o.containers names, on the
@@ -120,21 +119,7 @@ func adoptDocker(e *env, o adoptOpts, root string, svc driver.Service) error {
 	for _, r := range report {
 		fmt.Fprintf(e.stderr, "  %s  etcd %s  %s  data %s  client %s\n", r.Name, r.Version, r.Config, r.DataDir, r.ClientURL)
 	}
-	st, err := e.waitSettled(e.ctx, d, o.timeout)
-	if err != nil {
-		return fmt.Errorf("cluster %s adopted, but it is not settled: %w (inspect: ladder cluster status --cluster %s)", o.cf.name, err, o.cf.name)
-	}
-	fmt.Fprintf(e.stderr, "next: ladder upgrade --cluster %s --to VERSION --dry-run (the plan), then without --dry-run\n", o.cf.name)
-	if e.json() {
-		return writeJSON(e.stdout, struct {
-			Cluster string          `json:"cluster"`
-			Adopted bool            `json:"adopted"`
-			Members []adoptedMember `json:"members"`
-			Status  upgrade.Status  `json:"status"`
-		}{o.cf.name, true, report, st})
-	}
-	printStatus(e.stdout, st)
-	return nil
+	return e.adopted(d, o, report)
 }
 
 // publishedClientPort returns the host port, reachable on 127.0.0.1, that
