@@ -175,28 +175,76 @@ func snapshotOf(st Status) snapshot {
 	return s
 }
 
-// progressSince reports whether a replica that was behind in prev moved:
-// began to answer, became healthy, answered its UI, became a voter, applied
-// more; or fewer replicas are behind.
-func (s snapshot) progressSince(prev snapshot) bool {
-	if s.behind < prev.behind {
+// movedSince reports whether a replica moved on from p: began to answer,
+// became healthy, answered its UI, became a voter, applied more.
+func (m replicaMark) movedSince(p replicaMark) bool {
+	if (m.answering && !p.answering) || (m.healthy && !p.healthy) || (m.ui && !p.ui) || (m.voter && !p.voter) || m.index > p.index {
 		return true
 	}
-	for id, m := range s.replicas {
-		p, ok := prev.replicas[id]
-		if !ok || p.fine {
-			continue
-		}
-		if (m.answering && !p.answering) || (m.healthy && !p.healthy) || (m.ui && !p.ui) || (m.voter && !p.voter) || m.index > p.index {
+	for k, a := range m.applied {
+		if a > p.applied[k] {
 			return true
-		}
-		for k, a := range m.applied {
-			if a > p.applied[k] {
-				return true
-			}
 		}
 	}
 	return false
+}
+
+// progress tracks, replica by replica, how long each replica that is
+// behind has gone without moving. Progress is per replica: writes that
+// healthy replicas apply meanwhile (clients keep them a revision or two
+// behind for a moment) are not the progress of a replica cut off or stuck,
+// which a wait on the cluster as a whole would mistake them for.
+type progress struct {
+	prev *snapshot
+	// moved maps each replica behind to when it last moved, or fell
+	// behind.
+	moved map[string]time.Time
+	// clear is when the last replica behind caught up (or the wait began).
+	clear time.Time
+}
+
+func newProgress(now time.Time) *progress {
+	return &progress{moved: map[string]time.Time{}, clear: now}
+}
+
+// observe takes a probe's snapshot.
+func (p *progress) observe(s snapshot, now time.Time) {
+	for id := range p.moved {
+		if m, ok := s.replicas[id]; !ok || m.fine {
+			delete(p.moved, id)
+			p.clear = now
+		}
+	}
+	for id, m := range s.replicas {
+		if m.fine {
+			continue
+		}
+		_, tracked := p.moved[id]
+		var pm replicaMark
+		var seen bool
+		if p.prev != nil {
+			pm, seen = p.prev.replicas[id]
+		}
+		if !tracked || (seen && m.movedSince(pm)) {
+			p.moved[id] = now
+		}
+	}
+	p.prev = &s
+}
+
+// idle is how long the wait has gone without progress: the longest a
+// replica behind has gone without moving; with none behind, since the
+// last one caught up. stuck is that replica, or "".
+func (p *progress) idle(now time.Time) (d time.Duration, stuck string) {
+	if len(p.moved) == 0 {
+		return now.Sub(p.clear), ""
+	}
+	for id, t := range p.moved {
+		if i := now.Sub(t); i > d || (i == d && id < stuck) {
+			d, stuck = i, id
+		}
+	}
+	return d, stuck
 }
 
 // fault names a replica that is down for a reason no wait cures, seen in
@@ -238,19 +286,34 @@ func driverFault(reps []driver.Replica) (id, why string) {
 	return "", ""
 }
 
-// diagnose explains a stall from the last status: the replica that fails
-// the health rule, else the largest table gap, else why.
-func diagnose(st Status, reps []driver.Replica, why string, statusErr error) *StallError {
+// diagnose explains a stall from the last status: the stuck replica (the
+// one behind that moved least recently) when it fails the health rule or
+// lags, else the replica that fails the health rule, else the largest
+// table gap, else why.
+func diagnose(st Status, reps []driver.Replica, stuck, why string, statusErr error) *StallError {
 	e := &StallError{}
 	if statusErr != nil {
 		e.Reason = "cluster status unavailable: " + statusErr.Error()
 		return e
 	}
-	if id, reason := firstProblem(st, reps); id != "" {
+	lags := lagsOf(st)
+	if rs, ok := st.Replica(stuck); ok && rs.Problem() != "" {
+		e.Replica, e.Reason = stuck, rs.Problem()
+		return e
+	}
+	for _, l := range lags {
+		if l.Replica == stuck {
+			lags = []Lag{l}
+			break
+		}
+	}
+	switch id, reason := firstProblem(st, reps); {
+	case len(lags) > 0 && lags[0].Replica == stuck:
+	case id != "":
 		e.Replica, e.Reason = id, reason
 		return e
 	}
-	if lags := lagsOf(st); len(lags) > 0 {
+	if len(lags) > 0 {
 		l := lags[0]
 		e.Replica, e.DB, e.Table, e.Applied, e.Revision = l.Replica, l.DB, l.Table, l.Applied, l.Revision
 		return e
@@ -265,12 +328,11 @@ func diagnose(st Status, reps []driver.Replica, why string, statusErr error) *St
 // cause.
 func (r *runner) wait(ctx context.Context, step string, g gate) (Status, error) {
 	start := time.Now()
-	var lastProgress time.Time // set by the first probe
+	var prog *progress // from the first probe
 	probes := 0
 	var (
 		st       Status
 		reps     []driver.Replica
-		prev     *snapshot
 		why      string
 		lastWhy  string
 		probeErr error
@@ -292,7 +354,7 @@ func (r *runner) wait(ctx context.Context, step string, g gate) (Status, error) 
 		probeErr = err
 		probes++
 		if probes == 1 {
-			lastProgress = time.Now()
+			prog = newProgress(time.Now())
 		}
 		if err == nil {
 			for _, rs := range st.Replicas {
@@ -308,17 +370,13 @@ func (r *runner) wait(ctx context.Context, step string, g gate) (Status, error) 
 				return st, r.faultErr(ctx, g, id, reason, reps)
 			}
 			why = w
-			snap := snapshotOf(st)
-			if prev != nil && snap.progressSince(*prev) {
-				lastProgress = time.Now()
-			}
-			prev = &snap
+			prog.observe(snapshotOf(st), time.Now())
 		} else {
 			why = "cluster status unavailable: " + err.Error()
 		}
 		now := time.Now()
-		if idle := now.Sub(lastProgress); probes > 1 && idle >= r.opts.StallAfter {
-			e := diagnose(st, reps, why, probeErr)
+		if idle, stuck := prog.idle(now); probes > 1 && idle >= r.opts.StallAfter {
+			e := diagnose(st, reps, stuck, why, probeErr)
 			e.Gate, e.For = g.what, idle
 			return st, e
 		}
