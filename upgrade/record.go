@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/ladder-dev/ladder/internal/poll"
 	"github.com/ladder-dev/ladder/journal"
 )
 
@@ -72,8 +73,10 @@ func (e *Engine) holdRecord(ctx context.Context, r *runner, cr ClusterRecord) (c
 		r.emit(Event{Type: EventNote, Message: fmt.Sprintf("took over the cluster's upgrade lock of %s (pid %d, since %s): that process is gone",
 			t.Holder, t.PID, t.Since.Format(time.RFC3339))})
 	}
+	m := &mirror{ctx: context.WithoutCancel(ctx), held: held, r: r}
 	release := func() {
 		e.Journal.SetMirror(nil)
+		m.flush(10 * time.Second)
 		if err := held.Release(context.WithoutCancel(ctx)); err != nil {
 			r.log.Warn("release the cluster's upgrade lock", "err", err)
 		}
@@ -86,7 +89,7 @@ func (e *Engine) holdRecord(ctx context.Context, r *runner, cr ClusterRecord) (c
 		release()
 		return ctx, nil, fmt.Errorf("read the cluster's upgrade record: %w", err)
 	}
-	e.Journal.SetMirror(mirrorTo(context.WithoutCancel(ctx), held))
+	e.Journal.SetMirror(m.append)
 	ctx, cancel := context.WithCancelCause(ctx)
 	go func() {
 		select {
@@ -151,19 +154,52 @@ func holes(local, remote []journal.Record) bool {
 	return true
 }
 
-// mirrorTo is the journal's mirror into the cluster's record: a record
-// that could not be mirrored goes again with the next one, so the
-// cluster's copy has no holes (appending a record twice is harmless).
-func mirrorTo(ctx context.Context, held HeldLock) func(journal.Record) error {
-	var behind []journal.Record
-	return func(rec journal.Record) error {
-		behind = append(behind, rec)
-		if err := held.Append(ctx, behind...); err != nil {
-			return err
-		}
-		behind = nil
-		return nil
+// mirror is the journal's mirror into the cluster's record. A record that
+// could not be mirrored (no replica could take it: the only one is being
+// replaced, or the store has no leader for a moment) goes again with the
+// next one, so the cluster's copy has no holes (appending a record twice
+// is harmless), and flush sends what is left before the lock is released.
+// The copy running behind does not stop the upgrade; losing the lock does.
+type mirror struct {
+	ctx    context.Context
+	held   HeldLock
+	r      *runner
+	behind []journal.Record
+}
+
+func (m *mirror) append(rec journal.Record) error {
+	m.behind = append(m.behind, rec)
+	err := m.held.Append(m.ctx, m.behind...)
+	switch {
+	case err == nil:
+		m.behind = nil
+	case errors.Is(err, ErrLockLost):
+		return err
+	case len(m.behind) == 1:
+		m.r.log.Warn("the cluster's copy of the journal is behind; it catches up with the next record", "err", err)
 	}
+	return nil
+}
+
+// flush sends the records still behind, trying for up to wait.
+func (m *mirror) flush(wait time.Duration) {
+	if len(m.behind) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(m.ctx, wait)
+	defer cancel()
+	err := poll.For(ctx, wait, 250*time.Millisecond, func() (bool, error) {
+		err := m.held.Append(ctx, m.behind...)
+		if errors.Is(err, ErrLockLost) {
+			return false, err
+		}
+		return err == nil, nil
+	})
+	if err != nil {
+		m.r.emit(Event{Type: EventNote, Message: fmt.Sprintf("the cluster's copy of the journal lacks the last %d records (%v); the next run from this machine adds them", len(m.behind), err)})
+		return
+	}
+	m.behind = nil
 }
 
 func sameRecord(a, b journal.Record) bool {

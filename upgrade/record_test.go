@@ -118,3 +118,35 @@ func TestClusterCopyHasNoHoles(t *testing.T) {
 		}
 	}
 }
+
+// TestMirrorBehindDoesNotStopTheUpgrade: the cluster's copy of the journal
+// cannot take records for a while (a one-replica cluster while its only
+// replica is replaced); the upgrade goes on, and the copy catches up, whole.
+func TestMirrorBehindDoesNotStopTheUpgrade(t *testing.T) {
+	c := upgradetest.New("test", source, 3)
+	p := makePlan(t, source, target)
+	dir := t.TempDir()
+	at := upgrade.RollStep(p.Hops[0], "replica-2", upgrade.StepReplace).String()
+	opts := fastOptions()
+	opts.Knobs.BeforeAct = func(s string) error {
+		if s == at {
+			c.FailAppends(4)
+		}
+		return nil
+	}
+	e, _ := engine(t, c, dir, opts)
+	if err := e.Run(context.Background(), p); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	assertUpgraded(t, c)
+	j, _ := journal.Open(dir)
+	recs := c.Records()
+	if len(recs) != len(j.Records()) {
+		t.Errorf("the cluster keeps %d records, the journal has %d", len(recs), len(j.Records()))
+	}
+	for i, rec := range recs {
+		if rec.Seq != int64(i+1) {
+			t.Fatalf("the cluster's record %d has seq %d: a hole", i+1, rec.Seq)
+		}
+	}
+}
