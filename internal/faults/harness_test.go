@@ -487,10 +487,15 @@ func procStrings(pid int, file string) ([]string, error) {
 }
 
 // run runs case fc on a new cluster and returns its row.
-func run(t *testing.T, fc fcase) result {
-	res := result{c: fc, named: -1}
+func run(t *testing.T, fc fcase) (res result) {
+	res = result{c: fc, named: -1}
 	c := newCluster(t, fc.driver)
 	ctx := context.Background()
+	defer func() {
+		if res.err != nil {
+			c.logTails()
+		}
+	}()
 	client := &traffic.Client{URLs: c.urls, Repo: "faults/traffic", Password: c.password, Interval: 150 * time.Millisecond, TLS: c.tls}
 	tctx, stopTraffic := context.WithCancel(ctx)
 	var twg sync.WaitGroup
@@ -580,6 +585,21 @@ func run(t *testing.T, fc fcase) result {
 	res.failed = st.FailedReads + st.FailedWrites
 	res.lost = c.lost(ctx, client)
 	return res
+}
+
+// logTails logs the last lines each replica logged, for a case that
+// failed.
+func (c *cluster) logTails() {
+	lt, ok := c.d.(driver.LogTailer)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c.reopen()
+	for _, id := range []string{"replica-1", "replica-2", "replica-3"} {
+		c.e.t.Logf("%s's log, last lines:\n%s", id, lt.LogTail(ctx, id, 40))
+	}
 }
 
 // reached reports whether the step starting is the case's point.
