@@ -80,6 +80,10 @@ func (Registry) Ports() []string { return []string{PortHTTP, PortPeer, PortClien
 // HealthPath implements driver.Service.
 func (Registry) HealthPath() string { return "/health" }
 
+// StoreLogLevelEnv names the variable that sets the store's log level
+// (debug, info or warn) in the replicas a ladder command starts.
+const StoreLogLevelEnv = "LADDER_STORE_LOG_LEVEL"
+
 // Command implements driver.Service: `registry serve` with the replica's
 // identity, folders, addresses and the store's initial membership.
 func (s Registry) Command(a driver.Artifact, p driver.Placement) []string {
@@ -115,6 +119,13 @@ func (s Registry) Command(a driver.Artifact, p driver.Placement) []string {
 		if f, ok := p.Secrets[BlobCredentialsSecret]; ok {
 			args = append(args, "--blob-credentials", f)
 		}
+	}
+	// The store's own log, which replicas keep to errors, says why a
+	// member does not join; LADDER_STORE_LOG_LEVEL on the command that
+	// starts replicas raises it.
+	switch l := os.Getenv(StoreLogLevelEnv); l {
+	case "debug", "info", "warn":
+		args = append(args, "--store-log-level", l)
 	}
 	return append(args, tlsArgs(p)...)
 }
