@@ -72,30 +72,15 @@ func Create(ctx context.Context, spec driver.Spec, opts Options) (*Driver, error
 	if d.self, err = managerNode(ctx, d.cli); err != nil {
 		return nil, err
 	}
-	if d.build = opts.Build; d.build == "" {
-		if d.build, err = docker.LatestBuild(ctx, d.cli, spec.Service.Name(), spec.Version); err != nil {
-			return nil, err
-		}
-	}
-	if _, err := d.artifact(ctx, spec.Version); err != nil {
+	if err := d.useBuild(ctx, opts.Build, spec.Version); err != nil {
 		return nil, err
 	}
-	nodes := opts.Nodes
-	if len(nodes) == 0 {
-		self, err := d.cli.NodeInspect(ctx, d.self, client.NodeInspectOptions{})
-		if err != nil {
-			return nil, fmt.Errorf("inspect this node: %w", err)
-		}
-		nodes = []string{self.Node.Description.Hostname}
-	}
-	if err := d.checkPlacement(ctx, nodes); err != nil {
-		return nil, fmt.Errorf("%w: %w", driver.ErrInvalidSpec, err)
-	}
-	if left, err := d.leftovers(ctx); err != nil {
+	nodes, err := d.placeOn(ctx, opts.Nodes)
+	if err != nil {
 		return nil, err
-	} else if left != "" {
-		return nil, fmt.Errorf("%w: the swarm still holds %s of cluster %q (remove with: ladder cluster destroy --cluster %s)",
-			home.ErrClusterExists, left, spec.Cluster, spec.Cluster)
+	}
+	if err := d.checkFree(ctx); err != nil {
+		return nil, err
 	}
 	rec, err := home.Create(opts.Home, home.Record{Name: spec.Cluster, Driver: Name, Service: spec.Service.Name(),
 		Build: d.build, Created: time.Now().UTC()}, spec.Secrets)
@@ -114,19 +99,81 @@ func Create(ctx context.Context, spec driver.Spec, opts Options) (*Driver, error
 		Options: map[string]string{"encrypted": ""}, Labels: d.labels(nil)}); err != nil {
 		return nil, fmt.Errorf("create network %s: %w", d.network(), err)
 	}
-	for name, path := range rec.Secrets {
+	if err := d.createSecrets(ctx, rec.Secrets); err != nil {
+		return nil, err
+	}
+	if err := d.createReplicas(ctx, spec.Replicas, spec.Version, nodes); err != nil {
+		return nil, err
+	}
+	ok = true
+	return d, nil
+}
+
+// useBuild sets the image build the cluster runs, build or else the
+// newest that holds version, and checks that it holds version.
+func (d *Driver) useBuild(ctx context.Context, build, version string) error {
+	if d.build = build; d.build == "" {
+		var err error
+		if d.build, err = docker.LatestBuild(ctx, d.cli, d.svc.Name(), version); err != nil {
+			return err
+		}
+	}
+	_, err := d.artifact(ctx, version)
+	return err
+}
+
+// placeOn returns the nodes to place replicas on, this engine's node when
+// none are given, once the swarm is found to have them.
+func (d *Driver) placeOn(ctx context.Context, nodes []string) ([]string, error) {
+	if len(nodes) == 0 {
+		self, err := d.cli.NodeInspect(ctx, d.self, client.NodeInspectOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("inspect this node: %w", err)
+		}
+		nodes = []string{self.Node.Description.Hostname}
+	}
+	if err := d.checkPlacement(ctx, nodes); err != nil {
+		return nil, fmt.Errorf("%w: %w", driver.ErrInvalidSpec, err)
+	}
+	return nodes, nil
+}
+
+// checkFree refuses a new cluster whose name the swarm still holds
+// objects of.
+func (d *Driver) checkFree(ctx context.Context) error {
+	left, err := d.leftovers(ctx)
+	if err != nil {
+		return err
+	}
+	if left != "" {
+		return fmt.Errorf("%w: the swarm still holds %s of cluster %q (remove with: ladder cluster destroy --cluster %s)",
+			home.ErrClusterExists, left, d.name, d.name)
+	}
+	return nil
+}
+
+// createSecrets makes a swarm secret of each of the cluster's secret
+// files, which files maps by name.
+func (d *Driver) createSecrets(ctx context.Context, files map[string]string) error {
+	for name, path := range files {
 		data, err := os.ReadFile(path)
 		if err != nil {
-			return nil, fmt.Errorf("read secret %s: %w", name, err)
+			return fmt.Errorf("read secret %s: %w", name, err)
 		}
 		res, err := d.cli.SecretCreate(ctx, client.SecretCreateOptions{Spec: swarm.SecretSpec{
 			Annotations: swarm.Annotations{Name: d.secretName(name), Labels: d.labels(nil)}, Data: data}})
 		if err != nil {
-			return nil, fmt.Errorf("create secret %s: %w", d.secretName(name), err)
+			return fmt.Errorf("create secret %s: %w", d.secretName(name), err)
 		}
 		d.secrets[name] = res.ID
 	}
-	ids := make([]string, spec.Replicas)
+	return nil
+}
+
+// createReplicas makes the services of n replicas at version, placed
+// round robin on nodes, and waits until each answers.
+func (d *Driver) createReplicas(ctx context.Context, n int, version string, nodes []string) error {
+	ids := make([]string, n)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("replica-%d", i+1)
 	}
@@ -136,24 +183,23 @@ func Create(ctx context.Context, spec driver.Spec, opts Options) (*Driver, error
 	for _, id := range ids {
 		port, err := freePort()
 		if err != nil {
-			return nil, err
+			return err
 		}
-		s, err := d.serviceSpec(id, spec.Version, port, placed[id], ids)
+		s, err := d.serviceSpec(id, version, port, placed[id], ids)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if _, err := d.cli.ServiceCreate(ctx, client.ServiceCreateOptions{Spec: s}); err != nil {
-			return nil, fmt.Errorf("create service %s: %w", d.ServiceName(id), err)
+			return fmt.Errorf("create service %s: %w", d.ServiceName(id), err)
 		}
-		d.opts.Logger.Info("replica created", "replica", id, "release", spec.Version, "service", d.ServiceName(id), "node", placed[id])
+		d.opts.Logger.Info("replica created", "replica", id, "release", version, "service", d.ServiceName(id), "node", placed[id])
 	}
 	for _, id := range ids {
 		if err := d.waitAnswering(ctx, id, 0); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	ok = true
-	return d, nil
+	return nil
 }
 
 // serviceSpec is the spec of replica id's service at version, its API
