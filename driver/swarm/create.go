@@ -362,28 +362,16 @@ func (d *Driver) Destroy(ctx context.Context) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	f := make(client.Filters).Add("label", LabelCluster+"="+d.name)
-	ss, err := d.cli.ServiceList(ctx, client.ServiceListOptions{Filters: f})
-	if err != nil {
-		return fmt.Errorf("list services of cluster %s: %w", d.name, err)
-	}
-	for _, s := range ss.Items {
-		if _, err := d.cli.ServiceRemove(ctx, s.ID, client.ServiceRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
-			return fmt.Errorf("remove service %s: %w", s.Spec.Name, err)
-		}
+	if err := d.removeServices(ctx, f); err != nil {
+		return err
 	}
 	// The engine removes a removed service's containers on its own, a
 	// moment later; volumes in use cannot be removed before.
 	if err := d.waitNoContainers(ctx); err != nil {
 		return err
 	}
-	vs, err := d.cli.VolumeList(ctx, client.VolumeListOptions{Filters: f})
-	if err != nil {
-		return fmt.Errorf("list volumes of cluster %s: %w", d.name, err)
-	}
-	for _, v := range vs.Items {
-		if _, err := d.cli.VolumeRemove(ctx, v.Name, client.VolumeRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
-			return fmt.Errorf("remove volume %s: %w", v.Name, err)
-		}
+	if err := d.removeVolumes(ctx, f); err != nil {
+		return err
 	}
 	var errs []error
 	ns, err := d.cli.NetworkList(ctx, client.NetworkListOptions{Filters: f})
@@ -391,14 +379,8 @@ func (d *Driver) Destroy(ctx context.Context) error {
 		return fmt.Errorf("list networks of cluster %s: %w", d.name, err)
 	}
 	for _, n := range ns.Items {
-		// The overlay stays in use for a moment after its last task ends.
-		var last error
-		err := poll.For(ctx, 30*time.Second, 250*time.Millisecond, func() (bool, error) {
-			_, last = d.cli.NetworkRemove(ctx, n.ID, client.NetworkRemoveOptions{})
-			return last == nil || cerrdefs.IsNotFound(last), nil
-		})
-		if err != nil {
-			errs = append(errs, fmt.Errorf("remove network %s: %w", n.Name, errors.Join(last, err)))
+		if err := d.removeNetwork(ctx, n.ID, n.Name); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	sec, err := d.cli.SecretList(ctx, client.SecretListOptions{Filters: f})
@@ -419,6 +401,48 @@ func (d *Driver) Destroy(ctx context.Context) error {
 		}
 	}
 	d.opts.Logger.Info("cluster destroyed", "cluster", d.name)
+	return nil
+}
+
+// removeServices removes the services f selects.
+func (d *Driver) removeServices(ctx context.Context, f client.Filters) error {
+	ss, err := d.cli.ServiceList(ctx, client.ServiceListOptions{Filters: f})
+	if err != nil {
+		return fmt.Errorf("list services of cluster %s: %w", d.name, err)
+	}
+	for _, s := range ss.Items {
+		if _, err := d.cli.ServiceRemove(ctx, s.ID, client.ServiceRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
+			return fmt.Errorf("remove service %s: %w", s.Spec.Name, err)
+		}
+	}
+	return nil
+}
+
+// removeVolumes removes the volumes on this node that f selects.
+func (d *Driver) removeVolumes(ctx context.Context, f client.Filters) error {
+	vs, err := d.cli.VolumeList(ctx, client.VolumeListOptions{Filters: f})
+	if err != nil {
+		return fmt.Errorf("list volumes of cluster %s: %w", d.name, err)
+	}
+	for _, v := range vs.Items {
+		if _, err := d.cli.VolumeRemove(ctx, v.Name, client.VolumeRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+			return fmt.Errorf("remove volume %s: %w", v.Name, err)
+		}
+	}
+	return nil
+}
+
+// removeNetwork removes network id, name, retrying while it is in use:
+// an overlay stays in use for a moment after its last task ends.
+func (d *Driver) removeNetwork(ctx context.Context, id, name string) error {
+	var last error
+	err := poll.For(ctx, 30*time.Second, 250*time.Millisecond, func() (bool, error) {
+		_, last = d.cli.NetworkRemove(ctx, id, client.NetworkRemoveOptions{})
+		return last == nil || cerrdefs.IsNotFound(last), nil
+	})
+	if err != nil {
+		return fmt.Errorf("remove network %s: %w", name, errors.Join(last, err))
+	}
 	return nil
 }
 
