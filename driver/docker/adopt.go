@@ -220,70 +220,17 @@ func (d *Driver) replaceAdopted(ctx context.Context, id string, a driver.Artifac
 	if err != nil {
 		return fmt.Errorf("replace %s: inspect: %w", id, err)
 	}
-	insp := res.Container
+	insp := &res.Container
 	conf := *insp.Config
 	conf.Image = image
 	conf.Entrypoint = []string{"/" + a.Program}
 	conf.Cmd = slices.Clone(insp.Args)
 	conf.Healthcheck = nil // the old image's check may need a shell the new one has not
-	// The container's own labels, not those it had from its image, and
-	// ladder's; not ladder.cluster, which marks what the cluster owns and
-	// a destroy of a cluster of that name would remove even after forget.
-	var fromImage map[string]string
-	if img, err := d.cli.ImageInspect(ctx, insp.Image); err == nil && img.Config != nil {
-		fromImage = img.Config.Labels
-	}
-	conf.Labels = map[string]string{LabelAdoptedBy: d.name, LabelReplica: id, LabelRelease: a.Version, LabelAPIPort: strconv.Itoa(old.Port)}
-	for k, v := range insp.Config.Labels {
-		if _, inherited := fromImage[k]; !inherited && !strings.HasPrefix(k, "ladder.") {
-			conf.Labels[k] = v
-		}
-	}
+	conf.Labels = d.adoptedLabels(ctx, insp, id, a.Version, old.Port)
 	hostConf := *insp.HostConfig
-	hostConf.Mounts = slices.Clone(hostConf.Mounts)
-	// Volumes the old container got from its image (VOLUME), not from its
-	// configuration, would be new and empty in the new one: name them.
-	covered := map[string]bool{}
-	for _, b := range hostConf.Binds {
-		if parts := strings.Split(b, ":"); len(parts) >= 2 {
-			covered[filepath.Clean(parts[1])] = true
-		}
-	}
-	for _, m := range hostConf.Mounts {
-		covered[filepath.Clean(m.Target)] = true
-	}
-	for _, m := range insp.Mounts {
-		if m.Type == "volume" && m.Name != "" && !covered[filepath.Clean(m.Destination)] {
-			hostConf.Mounts = append(hostConf.Mounts, mount.Mount{Type: mount.TypeVolume, Source: m.Name, Target: m.Destination})
-		}
-	}
-	// A port published on a port the engine chose (-p 127.0.0.1::2379)
-	// would get another one: the new container takes the one the old had,
-	// so the replica keeps its URL.
-	hostConf.PortBindings = network.PortMap{}
-	for p, bs := range insp.HostConfig.PortBindings {
-		for _, b := range bs {
-			if b.HostPort == "" || b.HostPort == "0" {
-				for _, actual := range insp.NetworkSettings.Ports[p] {
-					if !b.HostIP.IsValid() || actual.HostIP == b.HostIP {
-						b.HostPort = actual.HostPort
-						break
-					}
-				}
-			}
-			hostConf.PortBindings[p] = append(hostConf.PortBindings[p], b)
-		}
-	}
-	endpoints := map[string]*network.EndpointSettings{}
-	for name, ep := range insp.NetworkSettings.Networks {
-		var aliases []string
-		for _, al := range ep.Aliases {
-			if !strings.HasPrefix(insp.ID, al) { // the engine's own alias, the old id
-				aliases = append(aliases, al)
-			}
-		}
-		endpoints[name] = &network.EndpointSettings{Aliases: aliases, IPAMConfig: ep.IPAMConfig, Links: ep.Links}
-	}
+	hostConf.Mounts = append(slices.Clone(hostConf.Mounts), imageVolumes(insp)...)
+	hostConf.PortBindings = keptPorts(insp)
+	endpoints := keptEndpoints(insp)
 	if err := d.stop(ctx, old); err != nil {
 		return err
 	}
@@ -305,6 +252,84 @@ func (d *Driver) replaceAdopted(ctx context.Context, id string, a driver.Artifac
 	}
 	d.opts.Logger.Info("replica replaced", "replica", id, "from", old.Version, "to", a.Version, "container", name)
 	return nil
+}
+
+// adoptedLabels are the labels of the container replacing insp as replica
+// id at release version, its API on port: the container's own labels,
+// not those it had from its image, and ladder's. Not ladder.cluster,
+// which marks what the cluster owns and a destroy of a cluster of that
+// name would remove even after forget.
+func (d *Driver) adoptedLabels(ctx context.Context, insp *container.InspectResponse, id, version string, port int) map[string]string {
+	var fromImage map[string]string
+	if img, err := d.cli.ImageInspect(ctx, insp.Image); err == nil && img.Config != nil {
+		fromImage = img.Config.Labels
+	}
+	labels := map[string]string{LabelAdoptedBy: d.name, LabelReplica: id, LabelRelease: version, LabelAPIPort: strconv.Itoa(port)}
+	for k, v := range insp.Config.Labels {
+		if _, inherited := fromImage[k]; !inherited && !strings.HasPrefix(k, "ladder.") {
+			labels[k] = v
+		}
+	}
+	return labels
+}
+
+// imageVolumes names the volumes the container got from its image
+// (VOLUME), not from its configuration: a new container would get new,
+// empty ones instead.
+func imageVolumes(insp *container.InspectResponse) []mount.Mount {
+	covered := map[string]bool{}
+	for _, b := range insp.HostConfig.Binds {
+		if parts := strings.Split(b, ":"); len(parts) >= 2 {
+			covered[filepath.Clean(parts[1])] = true
+		}
+	}
+	for _, m := range insp.HostConfig.Mounts {
+		covered[filepath.Clean(m.Target)] = true
+	}
+	var out []mount.Mount
+	for _, m := range insp.Mounts {
+		if m.Type == "volume" && m.Name != "" && !covered[filepath.Clean(m.Destination)] {
+			out = append(out, mount.Mount{Type: mount.TypeVolume, Source: m.Name, Target: m.Destination})
+		}
+	}
+	return out
+}
+
+// keptPorts are the container's port bindings with the host ports it
+// has: a port published on a port the engine chose (-p 127.0.0.1::2379)
+// would get another one in a new container, and the replica another URL.
+func keptPorts(insp *container.InspectResponse) network.PortMap {
+	out := network.PortMap{}
+	for p, bs := range insp.HostConfig.PortBindings {
+		for _, b := range bs {
+			if b.HostPort == "" || b.HostPort == "0" {
+				for _, actual := range insp.NetworkSettings.Ports[p] {
+					if !b.HostIP.IsValid() || actual.HostIP == b.HostIP {
+						b.HostPort = actual.HostPort
+						break
+					}
+				}
+			}
+			out[p] = append(out[p], b)
+		}
+	}
+	return out
+}
+
+// keptEndpoints are the container's networks with the aliases it was
+// given there.
+func keptEndpoints(insp *container.InspectResponse) map[string]*network.EndpointSettings {
+	endpoints := map[string]*network.EndpointSettings{}
+	for name, ep := range insp.NetworkSettings.Networks {
+		var aliases []string
+		for _, al := range ep.Aliases {
+			if !strings.HasPrefix(insp.ID, al) { // the engine's own alias, the old id
+				aliases = append(aliases, al)
+			}
+		}
+		endpoints[name] = &network.EndpointSettings{Aliases: aliases, IPAMConfig: ep.IPAMConfig, Links: ep.Links}
+	}
+	return endpoints
 }
 
 // destroyAdopted removes the containers of an adopted cluster; volumes,

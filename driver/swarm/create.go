@@ -72,30 +72,15 @@ func Create(ctx context.Context, spec driver.Spec, opts Options) (*Driver, error
 	if d.self, err = managerNode(ctx, d.cli); err != nil {
 		return nil, err
 	}
-	if d.build = opts.Build; d.build == "" {
-		if d.build, err = docker.LatestBuild(ctx, d.cli, spec.Service.Name(), spec.Version); err != nil {
-			return nil, err
-		}
-	}
-	if _, err := d.artifact(ctx, spec.Version); err != nil {
+	if err := d.useBuild(ctx, opts.Build, spec.Version); err != nil {
 		return nil, err
 	}
-	nodes := opts.Nodes
-	if len(nodes) == 0 {
-		self, err := d.cli.NodeInspect(ctx, d.self, client.NodeInspectOptions{})
-		if err != nil {
-			return nil, fmt.Errorf("inspect this node: %w", err)
-		}
-		nodes = []string{self.Node.Description.Hostname}
-	}
-	if err := d.checkPlacement(ctx, nodes); err != nil {
-		return nil, fmt.Errorf("%w: %w", driver.ErrInvalidSpec, err)
-	}
-	if left, err := d.leftovers(ctx); err != nil {
+	nodes, err := d.placeOn(ctx, opts.Nodes)
+	if err != nil {
 		return nil, err
-	} else if left != "" {
-		return nil, fmt.Errorf("%w: the swarm still holds %s of cluster %q (remove with: ladder cluster destroy --cluster %s)",
-			home.ErrClusterExists, left, spec.Cluster, spec.Cluster)
+	}
+	if err := d.checkFree(ctx); err != nil {
+		return nil, err
 	}
 	rec, err := home.Create(opts.Home, home.Record{Name: spec.Cluster, Driver: Name, Service: spec.Service.Name(),
 		Build: d.build, Created: time.Now().UTC()}, spec.Secrets)
@@ -114,19 +99,81 @@ func Create(ctx context.Context, spec driver.Spec, opts Options) (*Driver, error
 		Options: map[string]string{"encrypted": ""}, Labels: d.labels(nil)}); err != nil {
 		return nil, fmt.Errorf("create network %s: %w", d.network(), err)
 	}
-	for name, path := range rec.Secrets {
+	if err := d.createSecrets(ctx, rec.Secrets); err != nil {
+		return nil, err
+	}
+	if err := d.createReplicas(ctx, spec.Replicas, spec.Version, nodes); err != nil {
+		return nil, err
+	}
+	ok = true
+	return d, nil
+}
+
+// useBuild sets the image build the cluster runs, build or else the
+// newest that holds version, and checks that it holds version.
+func (d *Driver) useBuild(ctx context.Context, build, version string) error {
+	if d.build = build; d.build == "" {
+		var err error
+		if d.build, err = docker.LatestBuild(ctx, d.cli, d.svc.Name(), version); err != nil {
+			return err
+		}
+	}
+	_, err := d.artifact(ctx, version)
+	return err
+}
+
+// placeOn returns the nodes to place replicas on, this engine's node when
+// none are given, once the swarm is found to have them.
+func (d *Driver) placeOn(ctx context.Context, nodes []string) ([]string, error) {
+	if len(nodes) == 0 {
+		self, err := d.cli.NodeInspect(ctx, d.self, client.NodeInspectOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("inspect this node: %w", err)
+		}
+		nodes = []string{self.Node.Description.Hostname}
+	}
+	if err := d.checkPlacement(ctx, nodes); err != nil {
+		return nil, fmt.Errorf("%w: %w", driver.ErrInvalidSpec, err)
+	}
+	return nodes, nil
+}
+
+// checkFree refuses a new cluster whose name the swarm still holds
+// objects of.
+func (d *Driver) checkFree(ctx context.Context) error {
+	left, err := d.leftovers(ctx)
+	if err != nil {
+		return err
+	}
+	if left != "" {
+		return fmt.Errorf("%w: the swarm still holds %s of cluster %q (remove with: ladder cluster destroy --cluster %s)",
+			home.ErrClusterExists, left, d.name, d.name)
+	}
+	return nil
+}
+
+// createSecrets makes a swarm secret of each of the cluster's secret
+// files, which files maps by name.
+func (d *Driver) createSecrets(ctx context.Context, files map[string]string) error {
+	for name, path := range files {
 		data, err := os.ReadFile(path)
 		if err != nil {
-			return nil, fmt.Errorf("read secret %s: %w", name, err)
+			return fmt.Errorf("read secret %s: %w", name, err)
 		}
 		res, err := d.cli.SecretCreate(ctx, client.SecretCreateOptions{Spec: swarm.SecretSpec{
 			Annotations: swarm.Annotations{Name: d.secretName(name), Labels: d.labels(nil)}, Data: data}})
 		if err != nil {
-			return nil, fmt.Errorf("create secret %s: %w", d.secretName(name), err)
+			return fmt.Errorf("create secret %s: %w", d.secretName(name), err)
 		}
 		d.secrets[name] = res.ID
 	}
-	ids := make([]string, spec.Replicas)
+	return nil
+}
+
+// createReplicas makes the services of n replicas at version, placed
+// round robin on nodes, and waits until each answers.
+func (d *Driver) createReplicas(ctx context.Context, n int, version string, nodes []string) error {
+	ids := make([]string, n)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("replica-%d", i+1)
 	}
@@ -136,24 +183,23 @@ func Create(ctx context.Context, spec driver.Spec, opts Options) (*Driver, error
 	for _, id := range ids {
 		port, err := freePort()
 		if err != nil {
-			return nil, err
+			return err
 		}
-		s, err := d.serviceSpec(id, spec.Version, port, placed[id], ids)
+		s, err := d.serviceSpec(id, version, port, placed[id], ids)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if _, err := d.cli.ServiceCreate(ctx, client.ServiceCreateOptions{Spec: s}); err != nil {
-			return nil, fmt.Errorf("create service %s: %w", d.ServiceName(id), err)
+			return fmt.Errorf("create service %s: %w", d.ServiceName(id), err)
 		}
-		d.opts.Logger.Info("replica created", "replica", id, "release", spec.Version, "service", d.ServiceName(id), "node", placed[id])
+		d.opts.Logger.Info("replica created", "replica", id, "release", version, "service", d.ServiceName(id), "node", placed[id])
 	}
 	for _, id := range ids {
 		if err := d.waitAnswering(ctx, id, 0); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	ok = true
-	return d, nil
+	return nil
 }
 
 // serviceSpec is the spec of replica id's service at version, its API
@@ -316,28 +362,16 @@ func (d *Driver) Destroy(ctx context.Context) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	f := make(client.Filters).Add("label", LabelCluster+"="+d.name)
-	ss, err := d.cli.ServiceList(ctx, client.ServiceListOptions{Filters: f})
-	if err != nil {
-		return fmt.Errorf("list services of cluster %s: %w", d.name, err)
-	}
-	for _, s := range ss.Items {
-		if _, err := d.cli.ServiceRemove(ctx, s.ID, client.ServiceRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
-			return fmt.Errorf("remove service %s: %w", s.Spec.Name, err)
-		}
+	if err := d.removeServices(ctx, f); err != nil {
+		return err
 	}
 	// The engine removes a removed service's containers on its own, a
 	// moment later; volumes in use cannot be removed before.
 	if err := d.waitNoContainers(ctx); err != nil {
 		return err
 	}
-	vs, err := d.cli.VolumeList(ctx, client.VolumeListOptions{Filters: f})
-	if err != nil {
-		return fmt.Errorf("list volumes of cluster %s: %w", d.name, err)
-	}
-	for _, v := range vs.Items {
-		if _, err := d.cli.VolumeRemove(ctx, v.Name, client.VolumeRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
-			return fmt.Errorf("remove volume %s: %w", v.Name, err)
-		}
+	if err := d.removeVolumes(ctx, f); err != nil {
+		return err
 	}
 	var errs []error
 	ns, err := d.cli.NetworkList(ctx, client.NetworkListOptions{Filters: f})
@@ -345,14 +379,8 @@ func (d *Driver) Destroy(ctx context.Context) error {
 		return fmt.Errorf("list networks of cluster %s: %w", d.name, err)
 	}
 	for _, n := range ns.Items {
-		// The overlay stays in use for a moment after its last task ends.
-		var last error
-		err := poll.For(ctx, 30*time.Second, 250*time.Millisecond, func() (bool, error) {
-			_, last = d.cli.NetworkRemove(ctx, n.ID, client.NetworkRemoveOptions{})
-			return last == nil || cerrdefs.IsNotFound(last), nil
-		})
-		if err != nil {
-			errs = append(errs, fmt.Errorf("remove network %s: %w", n.Name, errors.Join(last, err)))
+		if err := d.removeNetwork(ctx, n.ID, n.Name); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	sec, err := d.cli.SecretList(ctx, client.SecretListOptions{Filters: f})
@@ -373,6 +401,48 @@ func (d *Driver) Destroy(ctx context.Context) error {
 		}
 	}
 	d.opts.Logger.Info("cluster destroyed", "cluster", d.name)
+	return nil
+}
+
+// removeServices removes the services f selects.
+func (d *Driver) removeServices(ctx context.Context, f client.Filters) error {
+	ss, err := d.cli.ServiceList(ctx, client.ServiceListOptions{Filters: f})
+	if err != nil {
+		return fmt.Errorf("list services of cluster %s: %w", d.name, err)
+	}
+	for _, s := range ss.Items {
+		if _, err := d.cli.ServiceRemove(ctx, s.ID, client.ServiceRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
+			return fmt.Errorf("remove service %s: %w", s.Spec.Name, err)
+		}
+	}
+	return nil
+}
+
+// removeVolumes removes the volumes on this node that f selects.
+func (d *Driver) removeVolumes(ctx context.Context, f client.Filters) error {
+	vs, err := d.cli.VolumeList(ctx, client.VolumeListOptions{Filters: f})
+	if err != nil {
+		return fmt.Errorf("list volumes of cluster %s: %w", d.name, err)
+	}
+	for _, v := range vs.Items {
+		if _, err := d.cli.VolumeRemove(ctx, v.Name, client.VolumeRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+			return fmt.Errorf("remove volume %s: %w", v.Name, err)
+		}
+	}
+	return nil
+}
+
+// removeNetwork removes network id, name, retrying while it is in use:
+// an overlay stays in use for a moment after its last task ends.
+func (d *Driver) removeNetwork(ctx context.Context, id, name string) error {
+	var last error
+	err := poll.For(ctx, 30*time.Second, 250*time.Millisecond, func() (bool, error) {
+		_, last = d.cli.NetworkRemove(ctx, id, client.NetworkRemoveOptions{})
+		return last == nil || cerrdefs.IsNotFound(last), nil
+	})
+	if err != nil {
+		return fmt.Errorf("remove network %s: %w", name, errors.Join(last, err))
+	}
 	return nil
 }
 

@@ -191,6 +191,59 @@ func (f *blobFlags) register(c *cobra.Command) {
 // newCluster creates a cluster and waits until it has settled, printing
 // its status to w.
 func newCluster(e *env, w io.Writer, o createOpts) (driver.Driver, error) {
+	c, err := o.check()
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	if err := c.prepare(e); err != nil {
+		return nil, err
+	}
+	d, err := c.create(e)
+	if err != nil {
+		var ee *exitError
+		if errors.Is(err, home.ErrClusterExists) || errors.Is(err, driver.ErrNoArtifact) ||
+			errors.Is(err, driver.ErrInvalidSpec) || errors.As(err, &ee) {
+			return nil, withCode(ExitUsage, err)
+		}
+		return nil, fmt.Errorf("create cluster %s: %w", o.cluster, err)
+	}
+	st, err := e.waitSettled(e.ctx, d, o.timeout)
+	if err != nil {
+		return nil, fmt.Errorf("create cluster %s: %w (inspect: ladder cluster status --cluster %s; remove: ladder cluster destroy --cluster %s)",
+			o.cluster, err, o.cluster, o.cluster)
+	}
+	fmt.Fprintf(e.stderr, "cluster %s is up in %.1fs\n", o.cluster, time.Since(start).Seconds())
+	if c.generated {
+		fmt.Fprintf(e.stderr, "admin password (user admin) written to %s\n",
+			filepath.Join(home.ClusterDir(c.root, o.cluster), service.AdminPasswordSecret))
+	}
+	if e.json() && w == e.stdout {
+		return d, writeJSON(w, st)
+	}
+	printStatus(w, st)
+	return d, nil
+}
+
+// creation is a cluster on its way to being made.
+type creation struct {
+	o    createOpts
+	root string
+	svc  driver.Service
+	spec driver.Spec
+	// generated: ladder made up the admin password.
+	generated bool
+	// plain: the cluster runs without TLS (plainHTTPEnv).
+	plain bool
+	// ca is a registry cluster's CA, unless plain.
+	ca *pki.CA
+	// bs is the blob store --blob-store names, if it names one.
+	bs *blobStore
+}
+
+// check checks the choices of a new cluster before anything is made, and
+// returns what making it takes.
+func (o createOpts) check() (*creation, error) {
 	if _, err := parseVersion("--version", o.version); err != nil {
 		return nil, err
 	}
@@ -216,8 +269,21 @@ func newCluster(e *env, w io.Writer, o createOpts) (driver.Driver, error) {
 		}
 		o.build = docker.BuildPerRelease
 	}
-	spec := driver.Spec{Cluster: o.cluster, Service: svc, Version: o.version, Replicas: o.replicas, Timeout: o.timeout}
-	generated := false
+	spec, generated := o.spec(svc)
+	if o.blobs.store == "" && (o.blobs.credentials != "" || o.blobs.createBucket) {
+		return nil, usageErr("--blob-credentials and --create-bucket go with --blob-store")
+	}
+	if err := home.CheckNew(root, o.cluster); err != nil {
+		return nil, withCode(ExitUsage, err)
+	}
+	return &creation{o: o, root: root, svc: svc, spec: spec, generated: generated,
+		plain: os.Getenv(plainHTTPEnv) == "1"}, nil
+}
+
+// spec is the driver's spec of the new cluster. A registry's holds its
+// admin password, generated when none was given; generated says so.
+func (o createOpts) spec(svc driver.Service) (spec driver.Spec, generated bool) {
+	spec = driver.Spec{Cluster: o.cluster, Service: svc, Version: o.version, Replicas: o.replicas, Timeout: o.timeout}
 	if svc.Name() == service.RegistryName {
 		generated = o.password == ""
 		if generated {
@@ -225,77 +291,68 @@ func newCluster(e *env, w io.Writer, o createOpts) (driver.Driver, error) {
 		}
 		spec.Secrets = map[string][]byte{service.AdminPasswordSecret: []byte(o.password + "\n")}
 	}
-	if o.blobs.store == "" && (o.blobs.credentials != "" || o.blobs.createBucket) {
-		return nil, usageErr("--blob-credentials and --create-bucket go with --blob-store")
-	}
-	if err := home.CheckNew(root, o.cluster); err != nil {
-		return nil, withCode(ExitUsage, err)
-	}
-	start := time.Now()
-	plain := os.Getenv(plainHTTPEnv) == "1"
-	var ca *pki.CA
-	if svc.Name() == service.RegistryName && !plain {
-		if ca, err = newTrust(o.cluster, o.replicas, spec.Secrets); err != nil {
-			return nil, fmt.Errorf("create cluster %s: %w", o.cluster, err)
-		}
-		if err := o.api.add(spec.Secrets); err != nil {
-			return nil, err
-		}
-	}
-	var bs *blobStore
-	if o.blobs.store != "" {
-		if svc.Name() != service.RegistryName {
-			return nil, usageErr("--blob-store is where the registry keeps blobs: it goes with --service %s", service.RegistryName)
-		}
-		if bs, err = prepareBlobStore(e.ctx, e.stderr, o.blobs.store, o.blobs.credentials, o.blobs.createBucket); err != nil {
-			return nil, err
-		}
-		spec.Service = service.Registry{BlobStore: bs.loc.String()}
-		spec.Secrets[service.BlobCredentialsSecret] = bs.keys.Format()
-	}
-	d, err := createCluster(e.ctx, e.stderr, o, root, spec)
-	if err == nil && bs != nil {
-		err = recordBlobStore(root, o.cluster, bs)
-	}
-	if err == nil && svc.Name() == service.RegistryName {
-		dir := home.ClusterDir(root, o.cluster)
-		if plain {
-			err = os.WriteFile(filepath.Join(dir, plainMarker), []byte("a cluster without TLS, for measurements only\n"), 0o600)
-		} else {
-			err = writeCAKey(dir, ca)
-		}
+	return spec, generated
+}
+
+// prepare makes, into the spec, what a registry's replicas are given
+// besides their release: the cluster's certificates (unless plain) and
+// the blob store.
+func (c *creation) prepare(e *env) error {
+	if c.svc.Name() == service.RegistryName && !c.plain {
+		ca, err := newTrust(c.o.cluster, c.o.replicas, c.spec.Secrets)
 		if err != nil {
+			return fmt.Errorf("create cluster %s: %w", c.o.cluster, err)
+		}
+		c.ca = ca
+		if err := c.o.api.add(c.spec.Secrets); err != nil {
+			return err
+		}
+	}
+	if c.o.blobs.store == "" {
+		return nil
+	}
+	if c.svc.Name() != service.RegistryName {
+		return usageErr("--blob-store is where the registry keeps blobs: it goes with --service %s", service.RegistryName)
+	}
+	bs, err := prepareBlobStore(e.ctx, e.stderr, c.o.blobs.store, c.o.blobs.credentials, c.o.blobs.createBucket)
+	if err != nil {
+		return err
+	}
+	c.bs = bs
+	c.spec.Service = service.Registry{BlobStore: bs.loc.String()}
+	c.spec.Secrets[service.BlobCredentialsSecret] = bs.keys.Format()
+	return nil
+}
+
+// create makes the cluster, then records its blob store and, for the
+// registry, keeps its CA's key; a cluster whose key cannot be kept is
+// destroyed. On failure the bucket this command created is removed.
+func (c *creation) create(e *env) (driver.Driver, error) {
+	d, err := createCluster(e.ctx, e.stderr, c.o, c.root, c.spec)
+	if err == nil && c.bs != nil {
+		err = recordBlobStore(c.root, c.o.cluster, c.bs)
+	}
+	if err == nil && c.svc.Name() == service.RegistryName {
+		if err = c.keepTrust(); err != nil {
 			_ = d.Destroy(context.WithoutCancel(e.ctx))
 		}
 	}
-	if err != nil && bs != nil && bs.created {
-		if rmErr := registry.RemoveBucket(context.WithoutCancel(e.ctx), bs.loc, bs.keys); rmErr != nil {
+	if err != nil && c.bs != nil && c.bs.created {
+		if rmErr := registry.RemoveBucket(context.WithoutCancel(e.ctx), c.bs.loc, c.bs.keys); rmErr != nil {
 			err = errors.Join(err, rmErr)
 		}
 	}
-	if err != nil {
-		var ee *exitError
-		if errors.Is(err, home.ErrClusterExists) || errors.Is(err, driver.ErrNoArtifact) ||
-			errors.Is(err, driver.ErrInvalidSpec) || errors.As(err, &ee) {
-			return nil, withCode(ExitUsage, err)
-		}
-		return nil, fmt.Errorf("create cluster %s: %w", o.cluster, err)
+	return d, err
+}
+
+// keepTrust keeps the CA's key in the cluster's folder, for rotate-certs,
+// or marks a plain cluster there.
+func (c *creation) keepTrust() error {
+	dir := home.ClusterDir(c.root, c.o.cluster)
+	if c.plain {
+		return os.WriteFile(filepath.Join(dir, plainMarker), []byte("a cluster without TLS, for measurements only\n"), 0o600)
 	}
-	st, err := e.waitSettled(e.ctx, d, o.timeout)
-	if err != nil {
-		return nil, fmt.Errorf("create cluster %s: %w (inspect: ladder cluster status --cluster %s; remove: ladder cluster destroy --cluster %s)",
-			o.cluster, err, o.cluster, o.cluster)
-	}
-	fmt.Fprintf(e.stderr, "cluster %s is up in %.1fs\n", o.cluster, time.Since(start).Seconds())
-	if generated {
-		fmt.Fprintf(e.stderr, "admin password (user admin) written to %s\n",
-			filepath.Join(home.ClusterDir(root, o.cluster), service.AdminPasswordSecret))
-	}
-	if e.json() && w == e.stdout {
-		return d, writeJSON(w, st)
-	}
-	printStatus(w, st)
-	return d, nil
+	return writeCAKey(dir, c.ca)
 }
 
 // waitSettled waits until every replica is healthy and the store has

@@ -174,6 +174,8 @@ type adoptedMember struct {
 	Config string `json:"config"`
 }
 
+// adoptCluster adopts the running etcd cluster o describes, with the
+// driver o names.
 func adoptCluster(e *env, o adoptOpts) error {
 	switch o.service {
 	case service.EtcdName:
@@ -184,18 +186,9 @@ func adoptCluster(e *env, o adoptOpts) error {
 	}
 	switch o.driver {
 	case local.Name:
+		return adoptLocal(e, o)
 	case docker.Name:
-		if err := home.ValidateName(o.cf.name); err != nil {
-			return usageErr("%w", err)
-		}
-		root, err := home.Dir()
-		if err != nil {
-			return err
-		}
-		if err := home.CheckNew(root, o.cf.name); err != nil {
-			return withCode(ExitUsage, err)
-		}
-		svc, err := newService(o.service)
+		root, svc, err := o.prepare()
 		if err != nil {
 			return err
 		}
@@ -203,174 +196,65 @@ func adoptCluster(e *env, o adoptOpts) error {
 	default:
 		return usageErr("unknown --driver %q: use local (processes on this machine) or docker (containers, with --containers)", o.driver)
 	}
-	if o.containers != "" {
-		return usageErr("--containers names docker containers: it goes with --driver docker")
-	}
-	if o.members == "" {
-		return usageErr("--members is required: every member of the cluster as NAME=CLIENT_URL, e.g. --members infra1=http://127.0.0.1:2379,infra2=http://127.0.0.1:22379")
-	}
-	given, err := parseNamedList("--members", o.members, "CLIENT_URL")
-	if err != nil {
-		return err
-	}
-	dirs, err := parseNamedList("--data-dirs", o.dataDirs, "DIR")
-	if err != nil {
-		return err
-	}
-	if len(given) > driver.MaxReplicas {
-		return usageErr("--members: %d members: ladder manages clusters of 1 to %d", len(given), driver.MaxReplicas)
-	}
-	names := map[string]bool{}
-	var endpoints []string
-	useTLS := o.tls != (etcd.ClientTLS{})
-	for _, m := range given {
-		if _, err := loopbackPort("--members "+m.name, m.value); err != nil {
-			return err
-		}
-		names[m.name] = true
-		useTLS = useTLS || strings.HasPrefix(m.value, "https://")
-		endpoints = append(endpoints, strings.TrimRight(m.value, "/"))
-	}
-	dirOf := map[string]string{}
-	for _, d := range dirs {
-		if !names[d.name] {
-			return usageErr("--data-dirs names %s, which is not in --members", d.name)
-		}
-		abs, err := filepath.Abs(d.value)
-		if err != nil {
-			return usageErr("--data-dirs %s: %v", d.name, err)
-		}
-		dirOf[d.name] = abs
-	}
+}
+
+// prepare checks that the cluster's name is valid and free, and returns
+// ladder's home and the service the members run.
+func (o adoptOpts) prepare() (string, driver.Service, error) {
 	if err := home.ValidateName(o.cf.name); err != nil {
-		return usageErr("%w", err)
+		return "", nil, usageErr("%w", err)
 	}
 	root, err := home.Dir()
 	if err != nil {
-		return err
+		return "", nil, err
 	}
 	if err := home.CheckNew(root, o.cf.name); err != nil {
-		return withCode(ExitUsage, err)
+		return "", nil, withCode(ExitUsage, err)
 	}
 	svc, err := newService(o.service)
+	if err != nil {
+		return "", nil, err
+	}
+	return root, svc, nil
+}
+
+// adoptLocal adopts members running as processes of this machine, each
+// read from the process listening on its client port.
+func adoptLocal(e *env, o adoptOpts) error {
+	ms, err := parseLocalMembers(o)
+	if err != nil {
+		return err
+	}
+	root, svc, err := o.prepare()
 	if err != nil {
 		return err
 	}
 	var tlsConf *tls.Config
-	if useTLS {
-		for _, p := range []*string{&o.tls.CA, &o.tls.Cert, &o.tls.Key} {
-			if *p != "" {
-				if *p, err = filepath.Abs(*p); err != nil {
-					return usageErr("%v", err)
-				}
-			}
-		}
-		if tlsConf, err = o.tls.Config(); err != nil {
-			return usageErr("--ca, --cert, --key: %v", err)
+	if ms.useTLS {
+		if tlsConf, err = clientTLS(&o.tls); err != nil {
+			return err
 		}
 	}
-
-	found, err := etcd.Inspect(e.ctx, endpoints, tlsConf)
-	var (
-		missing     *etcd.MissingMembersError
-		unreachable *etcd.UnreachableError
-	)
-	switch {
-	case errors.As(err, &unreachable):
-		m := given[slices.Index(endpoints, unreachable.Endpoint)]
-		hint := fmt.Sprintf("start member %s, or correct its client URL in --members (check it with: etcdctl --endpoints %s endpoint status)", m.name, m.value)
-		if isTLSMismatch(unreachable.Err) {
-			hint = fmt.Sprintf("member %s speaks TLS differently from how ladder asked: give https:// URLs for TLS members, with --ca (and --cert, --key if they ask for client certificates)", m.name)
-		}
-		return withHint(ExitFailed, fmt.Errorf("adopt cluster %s: member %s at %w", o.cf.name, m.name, err), hint)
-	case errors.As(err, &missing):
-		return withHint(ExitUsage, fmt.Errorf("adopt cluster %s: %w", o.cf.name, err),
-			"give every member of the cluster in --members: ladder upgrades a cluster whole (see them with: etcdctl member list)")
-	case err != nil:
-		return withCode(ExitUsage, fmt.Errorf("adopt cluster %s: %w", o.cf.name, err))
+	found, err := etcd.Inspect(e.ctx, ms.endpoints, tlsConf)
+	if err != nil {
+		return ms.inspectErr(o.cf.name, err)
 	}
-
 	var members []local.Member
 	var report []adoptedMember
-	for i, m := range given {
-		f := found[i]
-		if f.Name != m.name {
-			return usageErr("adopt cluster %s: the member at %s is named %q, not %q: give NAME as the member's --name", o.cf.name, m.value, f.Name, m.name)
-		}
-		if f.Learner {
-			return withCode(ExitRefused, fmt.Errorf("adopt cluster %s: member %s is a learner: promote it first (etcdctl member promote %x)", o.cf.name, m.name, f.ID))
-		}
-		if len(f.PeerURLs) != 1 {
-			return usageErr("adopt cluster %s: member %s has peer URLs %v: ladder adopts members with one peer URL", o.cf.name, m.name, f.PeerURLs)
-		}
-		peerPort, err := loopbackPort("member "+m.name+"'s peer URL", f.PeerURLs[0])
+	for i, m := range ms.given {
+		member, r, err := adoptProcess(o.cf.name, svc, m, found[i], ms.dirOf)
 		if err != nil {
 			return err
 		}
-		clientPort, _ := loopbackPort("", m.value)
-		if _, err := svc.Artifact(f.Version); err != nil {
-			return withHint(ExitUsage, fmt.Errorf("adopt cluster %s: member %s runs etcd %s: %w", o.cf.name, m.name, f.Version, err),
-				fmt.Sprintf("ladder restarts members with the release they run: build it first with: ladder releases fetch etcd %s", f.Version))
-		}
-		proc, err := local.ProcessOn(clientPort)
-		if err != nil {
-			return withHint(ExitUsage, fmt.Errorf("adopt cluster %s: member %s answers at %s, but %w", o.cf.name, m.name, m.value, err),
-				"the local driver adopts members running on this machine as your user")
-		}
-		if len(proc.Args) == 0 || !strings.HasPrefix(filepath.Base(proc.Args[0]), "etcd") {
-			return usageErr("adopt cluster %s: member %s: the process listening at %s (pid %d) runs %q, not etcd itself: ladder adopts etcd processes (not a wrapper or a proxy)",
-				o.cf.name, m.name, m.value, proc.PID, strings.Join(proc.Args[:min(1, len(proc.Args))], ""))
-		}
-		flags := etcd.ParseFlags(proc.Args[1:], proc.Env)
-		config := "command line"
-		if cf := flags["config-file"]; cf != "" {
-			if !filepath.IsAbs(cf) {
-				cf = filepath.Join(proc.Cwd, cf)
-			}
-			if flags, err = etcd.ReadConfigFile(cf); err != nil {
-				return fmt.Errorf("adopt cluster %s: member %s: %w", o.cf.name, m.name, err)
-			}
-			config = cf
-		}
-		scheme := "http"
-		if strings.HasPrefix(m.value, "https://") {
-			scheme = "https"
-		}
-		if flags.TLS() != (scheme == "https") {
-			return usageErr("adopt cluster %s: member %s at %s: its TLS configuration and the URL's scheme differ: give the URL it serves its clients at", o.cf.name, m.name, m.value)
-		}
-		dir := flags.DataDir(proc.Cwd)
-		if want, ok := dirOf[m.name]; ok {
-			if !sameDir(want, dir) {
-				return usageErr("adopt cluster %s: --data-dirs gives %s for member %s, but its process (pid %d) uses %s: give the folder the member runs on",
-					o.cf.name, want, m.name, proc.PID, dir)
-			}
-			dir = want
-		}
-		if st, err := os.Stat(filepath.Join(dir, "member", "wal")); err != nil || !st.IsDir() {
-			return usageErr("adopt cluster %s: %s holds no etcd member (no member/wal folder): give member %s's data folder with --data-dirs %s=DIR",
-				o.cf.name, dir, m.name, m.name)
-		}
-		own := &local.OwnCommand{Args: proc.Args[1:], Dir: proc.Cwd, Scheme: scheme}
-		for _, kv := range proc.Env {
-			if strings.HasPrefix(kv, "ETCD_") {
-				own.Env = append(own.Env, kv)
-			}
-		}
-		members = append(members, local.Member{ID: m.name, Version: f.Version, DataDir: dir, PID: proc.PID, Own: own,
-			Ports: map[string]int{service.EtcdPortClient: clientPort, service.EtcdPortPeer: peerPort}})
-		report = append(report, adoptedMember{Name: m.name, Version: f.Version, PID: proc.PID, ClientURL: m.value,
-			PeerURL: f.PeerURLs[0], DataDir: dir, Config: config})
+		members = append(members, member)
+		report = append(report, r)
 	}
 
 	d, err := local.Adopt(e.ctx, o.cf.name, svc, members, local.Options{Home: root})
 	if err != nil {
-		if errors.Is(err, home.ErrClusterExists) || errors.Is(err, driver.ErrInvalidSpec) || errors.Is(err, driver.ErrNoArtifact) {
-			return withCode(ExitUsage, err)
-		}
-		return fmt.Errorf("adopt cluster %s: %w", o.cf.name, err)
+		return adoptErr(o.cf.name, err)
 	}
-	if useTLS {
+	if ms.useTLS {
 		if err := writeClientTLS(o.cf.name, o.tls); err != nil {
 			_ = d.Forget()
 			return err
@@ -381,6 +265,236 @@ func adoptCluster(e *env, o adoptOpts) error {
 		fmt.Fprintf(e.stderr, "  %s  etcd %s  pid %d  data %s  configuration: %s\n", r.Name, r.Version, r.PID, r.DataDir, r.Config)
 	}
 	return e.adopted(d, o, report)
+}
+
+// localMembers are the members --members and --data-dirs give.
+type localMembers struct {
+	given []namedValue
+	// endpoints are the members' client URLs, in the order given.
+	endpoints []string
+	// dirOf holds the data folders --data-dirs gives, made absolute.
+	dirOf map[string]string
+	// useTLS is set when a member is reached over TLS.
+	useTLS bool
+}
+
+// parseLocalMembers reads the flags of the local driver: every member's
+// client URL, on loopback, and the data folders given for some of them.
+func parseLocalMembers(o adoptOpts) (localMembers, error) {
+	if o.containers != "" {
+		return localMembers{}, usageErr("--containers names docker containers: it goes with --driver docker")
+	}
+	if o.members == "" {
+		return localMembers{}, usageErr("--members is required: every member of the cluster as NAME=CLIENT_URL, e.g. --members infra1=http://127.0.0.1:2379,infra2=http://127.0.0.1:22379")
+	}
+	given, err := parseNamedList("--members", o.members, "CLIENT_URL")
+	if err != nil {
+		return localMembers{}, err
+	}
+	dirs, err := parseNamedList("--data-dirs", o.dataDirs, "DIR")
+	if err != nil {
+		return localMembers{}, err
+	}
+	if len(given) > driver.MaxReplicas {
+		return localMembers{}, usageErr("--members: %d members: ladder manages clusters of 1 to %d", len(given), driver.MaxReplicas)
+	}
+	ms := localMembers{given: given, dirOf: map[string]string{}, useTLS: o.tls != (etcd.ClientTLS{})}
+	names := map[string]bool{}
+	for _, m := range given {
+		if _, err := loopbackPort("--members "+m.name, m.value); err != nil {
+			return localMembers{}, err
+		}
+		names[m.name] = true
+		ms.useTLS = ms.useTLS || strings.HasPrefix(m.value, "https://")
+		ms.endpoints = append(ms.endpoints, strings.TrimRight(m.value, "/"))
+	}
+	for _, d := range dirs {
+		if !names[d.name] {
+			return localMembers{}, usageErr("--data-dirs names %s, which is not in --members", d.name)
+		}
+		abs, err := filepath.Abs(d.value)
+		if err != nil {
+			return localMembers{}, usageErr("--data-dirs %s: %v", d.name, err)
+		}
+		ms.dirOf[d.name] = abs
+	}
+	return ms, nil
+}
+
+// clientTLS makes the paths of t's files absolute, since ladder keeps the
+// paths and not the files, and returns the configuration that reaches TLS
+// members.
+func clientTLS(t *etcd.ClientTLS) (*tls.Config, error) {
+	for _, p := range []*string{&t.CA, &t.Cert, &t.Key} {
+		if *p != "" {
+			abs, err := filepath.Abs(*p)
+			if err != nil {
+				return nil, usageErr("%v", err)
+			}
+			*p = abs
+		}
+	}
+	conf, err := t.Config()
+	if err != nil {
+		return nil, usageErr("--ca, --cert, --key: %v", err)
+	}
+	return conf, nil
+}
+
+// inspectErr explains why etcd.Inspect could not take the members given
+// as a whole cluster, and what to do about it.
+func (ms localMembers) inspectErr(cluster string, err error) error {
+	var (
+		missing     *etcd.MissingMembersError
+		unreachable *etcd.UnreachableError
+	)
+	switch {
+	case errors.As(err, &unreachable):
+		m := ms.given[slices.Index(ms.endpoints, unreachable.Endpoint)]
+		hint := fmt.Sprintf("start member %s, or correct its client URL in --members (check it with: etcdctl --endpoints %s endpoint status)", m.name, m.value)
+		if isTLSMismatch(unreachable.Err) {
+			hint = fmt.Sprintf("member %s speaks TLS differently from how ladder asked: give https:// URLs for TLS members, with --ca (and --cert, --key if they ask for client certificates)", m.name)
+		}
+		return withHint(ExitFailed, fmt.Errorf("adopt cluster %s: member %s at %w", cluster, m.name, err), hint)
+	case errors.As(err, &missing):
+		return withHint(ExitUsage, fmt.Errorf("adopt cluster %s: %w", cluster, err),
+			"give every member of the cluster in --members: ladder upgrades a cluster whole (see them with: etcdctl member list)")
+	default:
+		return withCode(ExitUsage, fmt.Errorf("adopt cluster %s: %w", cluster, err))
+	}
+}
+
+// adoptProcess checks member m, as the cluster describes it (f), and the
+// process listening on its client port, and reads from that process how
+// ladder is to run the member: its command line, environment, working
+// folder and data folder.
+func adoptProcess(cluster string, svc driver.Service, m namedValue, f etcd.Found, dirOf map[string]string) (local.Member, adoptedMember, error) {
+	if err := checkFound(cluster, m, f); err != nil {
+		return local.Member{}, adoptedMember{}, err
+	}
+	peerPort, err := loopbackPort("member "+m.name+"'s peer URL", f.PeerURLs[0])
+	if err != nil {
+		return local.Member{}, adoptedMember{}, err
+	}
+	clientPort, _ := loopbackPort("", m.value)
+	if _, err := svc.Artifact(f.Version); err != nil {
+		return local.Member{}, adoptedMember{}, withHint(ExitUsage, fmt.Errorf("adopt cluster %s: member %s runs etcd %s: %w", cluster, m.name, f.Version, err),
+			fmt.Sprintf("ladder restarts members with the release they run: build it first with: ladder releases fetch etcd %s", f.Version))
+	}
+	proc, err := etcdProcess(cluster, m, clientPort)
+	if err != nil {
+		return local.Member{}, adoptedMember{}, err
+	}
+	flags, config, err := processConfig(cluster, m, proc)
+	if err != nil {
+		return local.Member{}, adoptedMember{}, err
+	}
+	scheme := "http"
+	if strings.HasPrefix(m.value, "https://") {
+		scheme = "https"
+	}
+	if flags.TLS() != (scheme == "https") {
+		return local.Member{}, adoptedMember{}, usageErr("adopt cluster %s: member %s at %s: its TLS configuration and the URL's scheme differ: give the URL it serves its clients at", cluster, m.name, m.value)
+	}
+	dir, err := processDataDir(cluster, m, proc, flags, dirOf)
+	if err != nil {
+		return local.Member{}, adoptedMember{}, err
+	}
+	own := &local.OwnCommand{Args: proc.Args[1:], Dir: proc.Cwd, Scheme: scheme, Env: etcdEnv(proc.Env)}
+	member := local.Member{ID: m.name, Version: f.Version, DataDir: dir, PID: proc.PID, Own: own,
+		Ports: map[string]int{service.EtcdPortClient: clientPort, service.EtcdPortPeer: peerPort}}
+	r := adoptedMember{Name: m.name, Version: f.Version, PID: proc.PID, ClientURL: m.value,
+		PeerURL: f.PeerURLs[0], DataDir: dir, Config: config}
+	return member, r, nil
+}
+
+// checkFound refuses a member whose name is not the one given for it, a
+// learner, or one with other than a single peer URL.
+func checkFound(cluster string, m namedValue, f etcd.Found) error {
+	if f.Name != m.name {
+		return usageErr("adopt cluster %s: the member at %s is named %q, not %q: give NAME as the member's --name", cluster, m.value, f.Name, m.name)
+	}
+	if f.Learner {
+		return withCode(ExitRefused, fmt.Errorf("adopt cluster %s: member %s is a learner: promote it first (etcdctl member promote %x)", cluster, m.name, f.ID))
+	}
+	if len(f.PeerURLs) != 1 {
+		return usageErr("adopt cluster %s: member %s has peer URLs %v: ladder adopts members with one peer URL", cluster, m.name, f.PeerURLs)
+	}
+	return nil
+}
+
+// etcdProcess is the process of this user listening on member m's client
+// port, which must be etcd itself.
+func etcdProcess(cluster string, m namedValue, port int) (local.Process, error) {
+	proc, err := local.ProcessOn(port)
+	if err != nil {
+		return local.Process{}, withHint(ExitUsage, fmt.Errorf("adopt cluster %s: member %s answers at %s, but %w", cluster, m.name, m.value, err),
+			"the local driver adopts members running on this machine as your user")
+	}
+	if len(proc.Args) == 0 || !strings.HasPrefix(filepath.Base(proc.Args[0]), "etcd") {
+		return local.Process{}, usageErr("adopt cluster %s: member %s: the process listening at %s (pid %d) runs %q, not etcd itself: ladder adopts etcd processes (not a wrapper or a proxy)",
+			cluster, m.name, m.value, proc.PID, strings.Join(proc.Args[:min(1, len(proc.Args))], ""))
+	}
+	return proc, nil
+}
+
+// processConfig reads member m's configuration from its process: its
+// command line and ETCD_* environment, or the --config-file they name. It
+// also says where it was read.
+func processConfig(cluster string, m namedValue, proc local.Process) (etcd.Flags, string, error) {
+	flags := etcd.ParseFlags(proc.Args[1:], proc.Env)
+	cf := flags["config-file"]
+	if cf == "" {
+		return flags, "command line", nil
+	}
+	if !filepath.IsAbs(cf) {
+		cf = filepath.Join(proc.Cwd, cf)
+	}
+	flags, err := etcd.ReadConfigFile(cf)
+	if err != nil {
+		return nil, "", fmt.Errorf("adopt cluster %s: member %s: %w", cluster, m.name, err)
+	}
+	return flags, cf, nil
+}
+
+// processDataDir is the data folder member m's process runs on, which
+// must be the one --data-dirs gives for it, if it gives one, and hold an
+// etcd member.
+func processDataDir(cluster string, m namedValue, proc local.Process, flags etcd.Flags, dirOf map[string]string) (string, error) {
+	dir := flags.DataDir(proc.Cwd)
+	if want, ok := dirOf[m.name]; ok {
+		if !sameDir(want, dir) {
+			return "", usageErr("adopt cluster %s: --data-dirs gives %s for member %s, but its process (pid %d) uses %s: give the folder the member runs on",
+				cluster, want, m.name, proc.PID, dir)
+		}
+		dir = want
+	}
+	if st, err := os.Stat(filepath.Join(dir, "member", "wal")); err != nil || !st.IsDir() {
+		return "", usageErr("adopt cluster %s: %s holds no etcd member (no member/wal folder): give member %s's data folder with --data-dirs %s=DIR",
+			cluster, dir, m.name, m.name)
+	}
+	return dir, nil
+}
+
+// etcdEnv keeps the ETCD_* variables of a process's environment: the
+// configuration ladder restarts the member with.
+func etcdEnv(env []string) []string {
+	var out []string
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "ETCD_") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// adoptErr is the error of a driver's Adopt: a usage error when what was
+// given cannot be adopted as it is.
+func adoptErr(cluster string, err error) error {
+	if errors.Is(err, home.ErrClusterExists) || errors.Is(err, driver.ErrInvalidSpec) || errors.Is(err, driver.ErrNoArtifact) {
+		return withCode(ExitUsage, err)
+	}
+	return fmt.Errorf("adopt cluster %s: %w", cluster, err)
 }
 
 // sameDir reports whether a and b are the same folder.

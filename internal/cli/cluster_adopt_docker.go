@@ -12,7 +12,6 @@ import (
 
 	"github.com/ladder-dev/ladder/driver"
 	"github.com/ladder-dev/ladder/driver/docker"
-	"github.com/ladder-dev/ladder/internal/home"
 	"github.com/ladder-dev/ladder/service/etcd"
 )
 
@@ -46,39 +45,75 @@ func adoptDocker(e *env, o adoptOpts, root string, svc driver.Service) error {
 		if err != nil {
 			return withCode(ExitUsage, fmt.Errorf("adopt cluster %s: %w", o.cf.name, err))
 		}
-		if !c.Running {
-			return withHint(ExitFailed, fmt.Errorf("adopt cluster %s: container %s is not running", o.cf.name, n),
-				fmt.Sprintf("start it (docker start %s) and adopt again", n))
-		}
-		if path.Base(c.Program) != "etcd" {
-			return usageErr("adopt cluster %s: container %s runs %s, not etcd itself: ladder adopts containers whose process is etcd", o.cf.name, n, c.Program)
-		}
-		flags := etcd.ParseFlags(c.Args, c.Env)
-		if flags["config-file"] != "" {
-			return usageErr("adopt cluster %s: container %s reads --config-file inside the container, which ladder does not adopt yet: give its settings as flags", o.cf.name, n)
-		}
-		if flags.TLS() {
-			return usageErr("adopt cluster %s: container %s serves TLS, which ladder does not adopt on docker yet", o.cf.name, n)
-		}
-		name := flags["name"]
-		if name == "" {
-			name = "default"
-		}
-		dataDir := flags.DataDir("/")
-		if !c.OnMount(dataDir) {
-			return usageErr("adopt cluster %s: container %s keeps its data (%s) in its own filesystem, which a new container would not have: run it with a volume there", o.cf.name, n, dataDir)
-		}
-		port, err := publishedClientPort(c, flags["listen-client-urls"])
+		m, r, err := containerMember(o.cf.name, n, c)
 		if err != nil {
-			return usageErr("adopt cluster %s: container %s: %v", o.cf.name, n, err)
+			return err
 		}
-		ep := "http://127.0.0.1:" + strconv.Itoa(port)
-		endpoints = append(endpoints, ep)
-		members = append(members, docker.AdoptMember{ID: name, Container: n, Port: port, DataDir: dataDir})
-		report = append(report, adoptedMember{Name: name, ClientURL: ep, DataDir: dataDir, Config: "container " + n})
+		endpoints = append(endpoints, r.ClientURL)
+		members = append(members, m)
+		report = append(report, r)
 	}
 
 	found, err := etcd.Inspect(e.ctx, endpoints, nil)
+	if err != nil {
+		return inspectContainersErr(o.cf.name, err, names, endpoints)
+	}
+	for i, f := range found {
+		if err := checkContainerMember(o.cf.name, svc, names[i], members[i].ID, f); err != nil {
+			return err
+		}
+		members[i].Version = f.Version
+		report[i].Version, report[i].PeerURL = f.Version, strings.Join(f.PeerURLs, ",")
+	}
+	d, err := docker.Adopt(e.ctx, o.cf.name, svc, members, docker.Options{Home: root, Client: cli})
+	if err != nil {
+		return adoptErr(o.cf.name, err)
+	}
+	fmt.Fprintf(e.stderr, "cluster %s adopted: %d etcd members in containers, running as they were\n", o.cf.name, len(members))
+	for _, r := range report {
+		fmt.Fprintf(e.stderr, "  %s  etcd %s  %s  data %s  client %s\n", r.Name, r.Version, r.Config, r.DataDir, r.ClientURL)
+	}
+	return e.adopted(d, o, report)
+}
+
+// containerMember is the member container n, inspected as c, runs: its
+// name, data folder and client URL. A container that a new one of the
+// same configuration could not replace is refused.
+func containerMember(cluster, n string, c docker.Container) (docker.AdoptMember, adoptedMember, error) {
+	if !c.Running {
+		return docker.AdoptMember{}, adoptedMember{}, withHint(ExitFailed, fmt.Errorf("adopt cluster %s: container %s is not running", cluster, n),
+			fmt.Sprintf("start it (docker start %s) and adopt again", n))
+	}
+	if path.Base(c.Program) != "etcd" {
+		return docker.AdoptMember{}, adoptedMember{}, usageErr("adopt cluster %s: container %s runs %s, not etcd itself: ladder adopts containers whose process is etcd", cluster, n, c.Program)
+	}
+	flags := etcd.ParseFlags(c.Args, c.Env)
+	if flags["config-file"] != "" {
+		return docker.AdoptMember{}, adoptedMember{}, usageErr("adopt cluster %s: container %s reads --config-file inside the container, which ladder does not adopt yet: give its settings as flags", cluster, n)
+	}
+	if flags.TLS() {
+		return docker.AdoptMember{}, adoptedMember{}, usageErr("adopt cluster %s: container %s serves TLS, which ladder does not adopt on docker yet", cluster, n)
+	}
+	name := flags["name"]
+	if name == "" {
+		name = "default"
+	}
+	dataDir := flags.DataDir("/")
+	if !c.OnMount(dataDir) {
+		return docker.AdoptMember{}, adoptedMember{}, usageErr("adopt cluster %s: container %s keeps its data (%s) in its own filesystem, which a new container would not have: run it with a volume there", cluster, n, dataDir)
+	}
+	port, err := publishedClientPort(c, flags["listen-client-urls"])
+	if err != nil {
+		return docker.AdoptMember{}, adoptedMember{}, usageErr("adopt cluster %s: container %s: %v", cluster, n, err)
+	}
+	ep := "http://127.0.0.1:" + strconv.Itoa(port)
+	return docker.AdoptMember{ID: name, Container: n, Port: port, DataDir: dataDir},
+		adoptedMember{Name: name, ClientURL: ep, DataDir: dataDir, Config: "container " + n}, nil
+}
+
+// inspectContainersErr explains why etcd.Inspect could not take the
+// members of the containers given as a whole cluster.
+func inspectContainersErr(cluster string, err error, names, endpoints []string) error {
 	var (
 		missing     *etcd.MissingMembersError
 		unreachable *etcd.UnreachableError
@@ -86,40 +121,31 @@ func adoptDocker(e *env, o adoptOpts, root string, svc driver.Service) error {
 	switch {
 	case errors.As(err, &unreachable):
 		n := names[slices.Index(endpoints, unreachable.Endpoint)]
-		return withHint(ExitFailed, fmt.Errorf("adopt cluster %s: container %s at %w", o.cf.name, n, err),
+		return withHint(ExitFailed, fmt.Errorf("adopt cluster %s: container %s at %w", cluster, n, err),
 			fmt.Sprintf("see why with: docker logs %s", n))
 	case errors.As(err, &missing):
-		return withHint(ExitUsage, fmt.Errorf("adopt cluster %s: %w", o.cf.name, err),
+		return withHint(ExitUsage, fmt.Errorf("adopt cluster %s: %w", cluster, err),
 			"give the containers of every member in --containers: ladder upgrades a cluster whole")
-	case err != nil:
-		return withCode(ExitUsage, fmt.Errorf("adopt cluster %s: %w", o.cf.name, err))
+	default:
+		return withCode(ExitUsage, fmt.Errorf("adopt cluster %s: %w", cluster, err))
 	}
-	for i, f := range found {
-		if f.Name != members[i].ID {
-			return usageErr("adopt cluster %s: container %s runs member %q, but its --name says %q", o.cf.name, names[i], f.Name, members[i].ID)
-		}
-		if f.Learner {
-			return withCode(ExitRefused, fmt.Errorf("adopt cluster %s: member %s is a learner: promote it first (etcdctl member promote %x)", o.cf.name, f.Name, f.ID))
-		}
-		if _, err := svc.Artifact(f.Version); err != nil {
-			return withHint(ExitUsage, fmt.Errorf("adopt cluster %s: member %s runs etcd %s: %w", o.cf.name, f.Name, f.Version, err),
-				fmt.Sprintf("ladder replaces members with images of the releases it fetched: build it first with: ladder releases fetch etcd %s", f.Version))
-		}
-		members[i].Version = f.Version
-		report[i].Version, report[i].PeerURL = f.Version, strings.Join(f.PeerURLs, ",")
+}
+
+// checkContainerMember refuses the member container n runs, as the
+// cluster describes it (f), when it is not the member id its --name says,
+// is a learner, or runs a release ladder has not fetched.
+func checkContainerMember(cluster string, svc driver.Service, n, id string, f etcd.Found) error {
+	if f.Name != id {
+		return usageErr("adopt cluster %s: container %s runs member %q, but its --name says %q", cluster, n, f.Name, id)
 	}
-	d, err := docker.Adopt(e.ctx, o.cf.name, svc, members, docker.Options{Home: root, Client: cli})
-	if err != nil {
-		if errors.Is(err, home.ErrClusterExists) || errors.Is(err, driver.ErrInvalidSpec) || errors.Is(err, driver.ErrNoArtifact) {
-			return withCode(ExitUsage, err)
-		}
-		return fmt.Errorf("adopt cluster %s: %w", o.cf.name, err)
+	if f.Learner {
+		return withCode(ExitRefused, fmt.Errorf("adopt cluster %s: member %s is a learner: promote it first (etcdctl member promote %x)", cluster, f.Name, f.ID))
 	}
-	fmt.Fprintf(e.stderr, "cluster %s adopted: %d etcd members in containers, running as they were\n", o.cf.name, len(members))
-	for _, r := range report {
-		fmt.Fprintf(e.stderr, "  %s  etcd %s  %s  data %s  client %s\n", r.Name, r.Version, r.Config, r.DataDir, r.ClientURL)
+	if _, err := svc.Artifact(f.Version); err != nil {
+		return withHint(ExitUsage, fmt.Errorf("adopt cluster %s: member %s runs etcd %s: %w", cluster, f.Name, f.Version, err),
+			fmt.Sprintf("ladder replaces members with images of the releases it fetched: build it first with: ladder releases fetch etcd %s", f.Version))
 	}
-	return e.adopted(d, o, report)
+	return nil
 }
 
 // publishedClientPort returns the host port, reachable on 127.0.0.1, that

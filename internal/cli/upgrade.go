@@ -84,16 +84,7 @@ func openJournal(cluster string) (*journal.Journal, error) {
 }
 
 func newUpgradeCmd(e *env) *cobra.Command {
-	var (
-		cf       clusterFlag
-		uf       upgradeFlags
-		to       string
-		dryRun   bool
-		yes      bool
-		force    bool
-		prerel   bool
-		logLevel string
-	)
+	var o upgradeOpts
 	c := &cobra.Command{
 		Use:   "upgrade",
 		Short: "Upgrade a cluster hop by hop, one replica at a time",
@@ -136,97 +127,125 @@ mandatory refusals (downgrades, skips) cannot be forced.`,
   ladder upgrade --cluster prod --to 3.1.2 --yes -o json   # one JSON event per line`,
 		Args: exactArgs(),
 		RunE: func(c *cobra.Command, args []string) error {
-			if to == "" {
-				return usageErr("--to is required: the release to upgrade to (see: ladder catalog)")
-			}
-			target, err := parseVersion("--to", to)
-			if err != nil {
-				return err
-			}
 			if e.verbose && !c.Flags().Changed("log-level") {
-				logLevel = "info"
+				o.logLevel = "info"
 			}
-			lvl, ok := logLevels[logLevel]
-			if !ok {
-				return usageErr("invalid --log-level %q: use off, debug, info, warn or error", logLevel)
-			}
-			uf.abort = e.abort
-			opts, err := uf.options(cf.name)
-			if err != nil {
-				return err
-			}
-			d, rec, err := openCluster(cf.name)
-			if err != nil {
-				return err
-			}
-			j, err := openJournal(cf.name)
-			if err != nil {
-				return err
-			}
-			rep := newReporter(e, e.json(), 0)
-			if !dryRun {
-				// Say at once what ladder does: asking every replica can
-				// take a moment on a busy machine.
-				rep.event(upgrade.Event{Time: time.Now(), Type: upgrade.EventNote, Message: fmt.Sprintf("reading the state of cluster %s", cf.name),
-					Fields: map[string]any{"cluster": cf.name, "to": target.String()}})
-			}
-			st, err := e.clusterStatus(e.ctx, d)
-			if err != nil {
-				return err
-			}
-			records, lock := e.journalView(e.ctx, d, rec, j)
-			if lock != nil && !dryRun && !journal.Stale(*lock) {
-				return withCode(ExitLocked, fmt.Errorf("another upgrade is running: %w\n  follow it with: ladder status --cluster %s",
-					&journal.LockedError{LockInfo: *lock, Frees: fmt.Sprintf("the cluster frees it at most %s after its holder stops", service.LockTTL)}, cf.name))
-			}
-			p, err := upgradePlan(e, d, st, records, target, force, prerel)
-			if err != nil {
-				return err
-			}
-			ids := make([]string, len(st.Replicas))
-			for i, r := range st.Replicas {
-				ids[i] = r.ID
-			}
-			steps := upgrade.Steps(p, upgrade.RollOrder(st, ids))
-			if !e.json() {
-				printPlan(e.stdout, p)
-				fmt.Fprintln(e.stdout)
-			}
-			if dryRun {
-				return printDryRun(e, e.json(), p, steps, records)
-			}
-			if len(p.Hops) == 0 {
-				fmt.Fprintf(e.stderr, "cluster %s already runs %s: nothing to do\n", cf.name, target)
-				return nil
-			}
-			if !yes {
-				if err := confirm(e, fmt.Sprintf("Upgrade cluster %s from %s to %s in %d hops?", cf.name, p.From, p.To, len(p.Hops))); err != nil {
-					return err
-				}
-			}
-			app, err := e.appOf(d, rec)
-			if err != nil {
-				return err
-			}
-			rep.setTotal(len(steps))
-			eng := &upgrade.Engine{Driver: d, App: app, Journal: j,
-				Log: rep.logger(lvl), OnEvent: rep.event, Options: opts}
-			start := time.Now()
-			err = eng.Run(e.ctx, p)
-			rep.close()
-			return upgradeResult(e, e.json(), d, target, j, start, err)
+			return runUpgrade(e, &o)
 		},
 	}
-	cf.register(c)
-	uf.register(c)
-	c.Flags().StringVar(&to, "to", "", "release to upgrade to (required)")
-	c.Flags().BoolVar(&dryRun, "dry-run", false, "print every step the upgrade would take, and change nothing")
-	c.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask before upgrading (required without a terminal)")
-	c.Flags().BoolVar(&force, "force", false, "go past skippable policy warnings (never past mandatory refusals)")
-	c.Flags().BoolVar(&prerel, "allow-prerelease", false, "allow a pre-release as the target")
-	c.Flags().StringVar(&logLevel, "log-level", "off", "engine log lines besides progress: off, debug, info, warn, error")
+	o.cf.register(c)
+	o.uf.register(c)
+	c.Flags().StringVar(&o.to, "to", "", "release to upgrade to (required)")
+	c.Flags().BoolVar(&o.dryRun, "dry-run", false, "print every step the upgrade would take, and change nothing")
+	c.Flags().BoolVarP(&o.yes, "yes", "y", false, "do not ask before upgrading (required without a terminal)")
+	c.Flags().BoolVar(&o.force, "force", false, "go past skippable policy warnings (never past mandatory refusals)")
+	c.Flags().BoolVar(&o.prerel, "allow-prerelease", false, "allow a pre-release as the target")
+	c.Flags().StringVar(&o.logLevel, "log-level", "off", "engine log lines besides progress: off, debug, info, warn, error")
 	_ = c.RegisterFlagCompletionFunc("to", versionFlag)
 	return c
+}
+
+// upgradeOpts are the flags of ladder upgrade.
+type upgradeOpts struct {
+	cf       clusterFlag
+	uf       upgradeFlags
+	to       string
+	dryRun   bool
+	yes      bool
+	force    bool
+	prerel   bool
+	logLevel string
+}
+
+// check checks the flags before the cluster is read, and returns the
+// target, the engine's log level and its options.
+func (o *upgradeOpts) check(e *env) (*semver.Version, slog.Level, upgrade.Options, error) {
+	if o.to == "" {
+		return nil, 0, upgrade.Options{}, usageErr("--to is required: the release to upgrade to (see: ladder catalog)")
+	}
+	target, err := parseVersion("--to", o.to)
+	if err != nil {
+		return nil, 0, upgrade.Options{}, err
+	}
+	lvl, ok := logLevels[o.logLevel]
+	if !ok {
+		return nil, 0, upgrade.Options{}, usageErr("invalid --log-level %q: use off, debug, info, warn or error", o.logLevel)
+	}
+	o.uf.abort = e.abort
+	opts, err := o.uf.options(o.cf.name)
+	if err != nil {
+		return nil, 0, upgrade.Options{}, err
+	}
+	return target, lvl, opts, nil
+}
+
+// runUpgrade shows the plan that takes the cluster to o.to and, unless
+// it is a dry run, runs it once confirmed.
+func runUpgrade(e *env, o *upgradeOpts) error {
+	target, lvl, opts, err := o.check(e)
+	if err != nil {
+		return err
+	}
+	d, rec, err := openCluster(o.cf.name)
+	if err != nil {
+		return err
+	}
+	j, err := openJournal(o.cf.name)
+	if err != nil {
+		return err
+	}
+	rep := newReporter(e, e.json(), 0)
+	if !o.dryRun {
+		// Say at once what ladder does: asking every replica can take a
+		// moment on a busy machine.
+		rep.event(upgrade.Event{Time: time.Now(), Type: upgrade.EventNote, Message: fmt.Sprintf("reading the state of cluster %s", o.cf.name),
+			Fields: map[string]any{"cluster": o.cf.name, "to": target.String()}})
+	}
+	st, err := e.clusterStatus(e.ctx, d)
+	if err != nil {
+		return err
+	}
+	records, lock := e.journalView(e.ctx, d, rec, j)
+	if lock != nil && !o.dryRun && !journal.Stale(*lock) {
+		return withCode(ExitLocked, fmt.Errorf("another upgrade is running: %w\n  follow it with: ladder status --cluster %s",
+			&journal.LockedError{LockInfo: *lock, Frees: fmt.Sprintf("the cluster frees it at most %s after its holder stops", service.LockTTL)}, o.cf.name))
+	}
+	p, err := upgradePlan(e, d, st, records, target, o.force, o.prerel)
+	if err != nil {
+		return err
+	}
+	ids := make([]string, len(st.Replicas))
+	for i, r := range st.Replicas {
+		ids[i] = r.ID
+	}
+	steps := upgrade.Steps(p, upgrade.RollOrder(st, ids))
+	if !e.json() {
+		printPlan(e.stdout, p)
+		fmt.Fprintln(e.stdout)
+	}
+	if o.dryRun {
+		return printDryRun(e, e.json(), p, steps, records)
+	}
+	if len(p.Hops) == 0 {
+		fmt.Fprintf(e.stderr, "cluster %s already runs %s: nothing to do\n", o.cf.name, target)
+		return nil
+	}
+	if !o.yes {
+		if err := confirm(e, fmt.Sprintf("Upgrade cluster %s from %s to %s in %d hops?", o.cf.name, p.From, p.To, len(p.Hops))); err != nil {
+			return err
+		}
+	}
+	app, err := e.appOf(d, rec)
+	if err != nil {
+		return err
+	}
+	rep.setTotal(len(steps))
+	eng := &upgrade.Engine{Driver: d, App: app, Journal: j,
+		Log: rep.logger(lvl), OnEvent: rep.event, Options: opts}
+	start := time.Now()
+	err = eng.Run(e.ctx, p)
+	rep.close()
+	return upgradeResult(e, e.json(), d, target, j, start, err)
 }
 
 // logLevels maps --log-level to slog levels; "off" is above every level.
