@@ -150,7 +150,7 @@ func (e *Engine) Run(ctx context.Context, p plan.Plan) (err error) {
 	}
 	if cr := recordOf(e.App); cr != nil {
 		var release func()
-		if ctx, release, err = e.holdRecord(ctx, r, cr); err != nil {
+		if ctx, release, err = e.holdRecord(ctx, r, cr, lockWait(r.opts)); err != nil {
 			return err
 		}
 		defer release()

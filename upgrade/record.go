@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/ladder-dev/ladder/internal/poll"
@@ -62,10 +63,9 @@ var ErrLockLost = errors.New("cluster upgrade lock lost")
 // holdRecord takes the cluster's lock, brings this journal and the
 // cluster's copy level, and mirrors what is written from now on. It
 // returns what releases it all, and ctx, which ends if the lock is lost.
-func (e *Engine) holdRecord(ctx context.Context, r *runner, cr ClusterRecord) (context.Context, func(), error) {
-	host, _ := os.Hostname()
-	held, err := cr.Lock(ctx, journal.LockInfo{Holder: r.opts.Holder, PID: os.Getpid(), Host: host,
-		Since: time.Now().UTC().Truncate(time.Second)})
+// wait bounds the wait for a replica that can serve the lock (takeLock).
+func (e *Engine) holdRecord(ctx context.Context, r *runner, cr ClusterRecord, wait time.Duration) (context.Context, func(), error) {
+	held, err := takeLock(ctx, r, cr, wait)
 	if err != nil {
 		return ctx, nil, err
 	}
@@ -102,6 +102,54 @@ func (e *Engine) holdRecord(ctx context.Context, r *runner, cr ClusterRecord) (c
 		cancel(nil)
 		release()
 	}, nil
+}
+
+// lockWait is how long takeLock waits for a replica that can serve the
+// cluster's lock: replicas starting, or the store electing a leader, take
+// seconds; a store that has lost its quorum does not come back by waiting.
+func lockWait(opts Options) time.Duration { return 3 * opts.StallAfter }
+
+// takeLock takes the cluster's upgrade lock. While no replica can serve it
+// (every one down, starting, or without a store leader) it tries again,
+// saying why, for up to wait, and then returns an *UnreachableError;
+// someone else holding it ends it at once.
+func takeLock(ctx context.Context, r *runner, cr ClusterRecord, wait time.Duration) (HeldLock, error) {
+	host, _ := os.Hostname()
+	info := journal.LockInfo{Holder: r.opts.Holder, PID: os.Getpid(), Host: host, Since: time.Now().UTC().Truncate(time.Second)}
+	start := time.Now()
+	var held HeldLock
+	var last string
+	err := poll.For(ctx, wait, 500*time.Millisecond, func() (bool, error) {
+		var err error
+		held, err = cr.Lock(ctx, info)
+		var le *journal.LockedError
+		switch {
+		case err == nil:
+			return true, nil
+		case errors.As(err, &le), ctx.Err() != nil:
+			return false, err
+		}
+		last = err.Error()
+		r.emit(Event{Type: EventWaitProgress, Step: "lock", Message: "no replica can serve the cluster's upgrade lock yet: " + last,
+			Fields: map[string]any{"gate": "cluster upgrade lock", "waited": time.Since(start)}})
+		return false, nil
+	})
+	if err != nil && last != "" && ctx.Err() == nil && !errors.As(err, new(*journal.LockedError)) {
+		return nil, &UnreachableError{For: time.Since(start), Last: last, Restart: restartCommand(r.opts, r.drv.Cluster())}
+	}
+	return held, err
+}
+
+// UnreachableError: no replica could serve the cluster's upgrade record.
+type UnreachableError struct {
+	For     time.Duration
+	Last    string // the last answer
+	Restart string // the command that restarts the replicas
+}
+
+func (e *UnreachableError) Error() string {
+	return fmt.Sprintf("%s; no replica could serve it for %s: check the replicas with `ladder status`; `%s` restarts them one at a time",
+		strings.ReplaceAll(e.Last, "\n", "; "), roundDuration(e.For), e.Restart)
 }
 
 // level makes this journal and the cluster's copy the same: the cluster's

@@ -3,7 +3,9 @@ package upgrade_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/ladder-dev/ladder/journal"
 	"github.com/ladder-dev/ladder/upgrade"
@@ -148,5 +150,49 @@ func TestMirrorBehindDoesNotStopTheUpgrade(t *testing.T) {
 		if rec.Seq != int64(i+1) {
 			t.Fatalf("the cluster's record %d has seq %d: a hole", i+1, rec.Seq)
 		}
+	}
+}
+
+// TestLockWaitsForAReplicaToServeIt: the command runs again just as the
+// replicas restart, and none can serve the cluster's lock for a moment; the
+// run waits, saying why, then takes it and finishes.
+func TestLockWaitsForAReplicaToServeIt(t *testing.T) {
+	c := upgradetest.New("test", source, 3)
+	c.FailLocks(3)
+	e, rec := engine(t, c, t.TempDir(), fastOptions())
+	if err := e.Run(context.Background(), makePlan(t, source, target)); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	assertUpgraded(t, c)
+	var said int
+	for _, ev := range rec.ofType(upgrade.EventWaitProgress) {
+		if ev.Step == "lock" && strings.Contains(ev.Message, "replica not ready") {
+			said++
+		}
+	}
+	if said != 3 {
+		t.Errorf("%d wait-progress events say why the lock waits, want 3", said)
+	}
+}
+
+// TestLockUnreachable: no replica ever serves the lock; the run stops
+// after the wait with an error that says what to check and how to restart
+// the replicas, having changed nothing.
+func TestLockUnreachable(t *testing.T) {
+	c := upgradetest.New("test", source, 3)
+	c.FailLocks(1 << 30)
+	opts := fastOptions()
+	opts.StallAfter = 300 * time.Millisecond
+	e, _ := engine(t, c, t.TempDir(), opts)
+	err := e.Run(context.Background(), makePlan(t, source, target))
+	ue, ok := errors.AsType[*upgrade.UnreachableError](err)
+	if !ok || !strings.Contains(err.Error(), "ladder restart --cluster test --rolling") || !strings.Contains(err.Error(), "replica not ready") {
+		t.Fatalf("run: %v, want an UnreachableError naming the restart command and the last answer", err)
+	}
+	if ue.For < 3*opts.StallAfter {
+		t.Errorf("waited %s, want 3 times --stall-after, %s", ue.For, 3*opts.StallAfter)
+	}
+	if v := c.Versions(); v["replica-1"] != source {
+		t.Errorf("versions %v: the run changed the cluster without the lock", v)
 	}
 }

@@ -170,10 +170,18 @@ func (e *Engine) RollingRestart(ctx context.Context) (err error) {
 		}()
 		if cr := recordOf(e.App); cr != nil {
 			var release func()
-			if ctx, release, err = e.holdRecord(ctx, r, cr); err != nil {
+			ctx, release, err = e.holdRecord(ctx, r, cr, r.opts.StallAfter)
+			var ue *UnreachableError
+			switch {
+			case errors.As(err, &ue):
+				// A rolling restart is the cure for a store that lost
+				// its quorum, which keeps the record too: go on.
+				r.emit(Event{Type: EventNote, Message: fmt.Sprintf("the cluster's upgrade record cannot be reached (%s): restarting without the cluster's lock; make sure no upgrade of it runs from another machine", ue.Last)})
+			case err != nil:
 				return err
+			default:
+				defer release()
 			}
-			defer release()
 		}
 	}
 	return r.rollingRestartRun(ctx)

@@ -625,6 +625,8 @@ type record struct {
 	keep bool
 	// fail is the number of appends still to fail (FailAppends).
 	fail int
+	// failLocks is the number of Lock calls still to fail (FailLocks).
+	failLocks int
 }
 
 var _ upgrade.Recorder = (*App)(nil)
@@ -636,6 +638,10 @@ func (a *App) Record() upgrade.ClusterRecord { return &a.c.rec }
 func (r *record) Lock(ctx context.Context, holder journal.LockInfo) (upgrade.HeldLock, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.failLocks > 0 {
+		r.failLocks--
+		return nil, errors.New("replica-1: 503 Service Unavailable: replica not ready")
+	}
 	if r.holder != nil {
 		return nil, &journal.LockedError{Frees: "the cluster frees it when its lease ends", LockInfo: *r.holder}
 	}
@@ -695,6 +701,14 @@ func (c *Cluster) DropRecord(seq int64) {
 	c.rec.mu.Lock()
 	defer c.rec.mu.Unlock()
 	delete(c.rec.records, seq)
+}
+
+// FailLocks makes the next n attempts to take the lock fail as when no
+// replica can serve it yet (replicas starting, a store without a leader).
+func (c *Cluster) FailLocks(n int) {
+	c.rec.mu.Lock()
+	defer c.rec.mu.Unlock()
+	c.rec.failLocks = n
 }
 
 // FailAppends makes the next n appends to the cluster's copy of the
