@@ -109,16 +109,7 @@ func TestClusterCopyHasNoHoles(t *testing.T) {
 		e, _ = engine(t, c, dir, opts)
 	}
 	assertUpgraded(t, c)
-	j, _ := journal.Open(dir)
-	recs := c.Records()
-	if len(recs) != len(j.Records()) {
-		t.Errorf("the cluster keeps %d records, the journal has %d", len(recs), len(j.Records()))
-	}
-	for i, rec := range recs {
-		if rec.Seq != int64(i+1) {
-			t.Fatalf("the cluster's record %d has seq %d: a hole", i+1, rec.Seq)
-		}
-	}
+	assertWholeCopy(t, c, dir)
 }
 
 // TestMirrorBehindDoesNotStopTheUpgrade: the cluster's copy of the journal
@@ -141,16 +132,7 @@ func TestMirrorBehindDoesNotStopTheUpgrade(t *testing.T) {
 		t.Fatalf("run: %v", err)
 	}
 	assertUpgraded(t, c)
-	j, _ := journal.Open(dir)
-	recs := c.Records()
-	if len(recs) != len(j.Records()) {
-		t.Errorf("the cluster keeps %d records, the journal has %d", len(recs), len(j.Records()))
-	}
-	for i, rec := range recs {
-		if rec.Seq != int64(i+1) {
-			t.Fatalf("the cluster's record %d has seq %d: a hole", i+1, rec.Seq)
-		}
-	}
+	assertWholeCopy(t, c, dir)
 }
 
 // TestLockWaitsForAReplicaToServeIt: the command runs again just as the
@@ -194,5 +176,21 @@ func TestLockUnreachable(t *testing.T) {
 	}
 	if v := c.Versions(); v["replica-1"] != source {
 		t.Errorf("versions %v: the run changed the cluster without the lock", v)
+	}
+}
+
+// assertWholeCopy: the cluster's copy of the journal is the journal in dir,
+// record for record, with no hole.
+func assertWholeCopy(t *testing.T, c *upgradetest.Cluster, dir string) {
+	t.Helper()
+	j, _ := journal.Open(dir)
+	recs := c.Records()
+	if len(recs) != len(j.Records()) {
+		t.Errorf("the cluster keeps %d records, the journal has %d", len(recs), len(j.Records()))
+	}
+	for i, rec := range recs {
+		if rec.Seq != int64(i+1) {
+			t.Fatalf("the cluster's record %d has seq %d: a hole", i+1, rec.Seq)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package faults
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"runtime"
 	"slices"
@@ -139,23 +140,39 @@ func runCases(t *testing.T, cases []fcase) {
 	}
 }
 
-// summary gives the median time to name a frozen or killed replica, per
-// driver.
+// summary gives, per driver, the time to name a frozen or killed replica
+// (median and range) and a replica restarted behind ladder's back, alive
+// but starting again (how many within --stall-after + 2s, the longest).
 func summary(rows []result) string {
 	var b strings.Builder
 	for _, drv := range []string{local.Name, docker.Name, swarm.Name} {
-		var named []time.Duration
+		var named, alive []time.Duration
 		for _, r := range rows {
-			if r.c.driver == drv && (r.c.fault == freeze || r.c.fault == kill) && r.named >= 0 {
+			switch {
+			case r.c.driver != drv || r.named < 0:
+			case r.c.fault == freeze || r.c.fault == kill:
 				named = append(named, r.named)
+			case r.c.fault == restart:
+				alive = append(alive, r.named)
 			}
 		}
-		if len(named) == 0 {
-			continue
+		round := func(d time.Duration) string { return d.Round(100 * time.Millisecond).String() }
+		if len(named) > 0 {
+			slices.Sort(named)
+			fmt.Fprintf(&b, "%s: replica named after a freeze or a kill: median %s, range %s–%s (%d cases)\n",
+				drv, round(named[len(named)/2]), round(named[0]), round(named[len(named)-1]), len(named))
 		}
-		slices.Sort(named)
-		b.WriteString(drv + ": replica named after a freeze or a kill: median " + named[len(named)/2].Round(100*time.Millisecond).String() +
-			", range " + named[0].Round(100*time.Millisecond).String() + "–" + named[len(named)-1].Round(100*time.Millisecond).String() + "\n")
+		if len(alive) > 0 {
+			slices.Sort(alive)
+			within := 0
+			for _, d := range alive {
+				if d <= stallAfter+2*time.Second {
+					within++
+				}
+			}
+			fmt.Fprintf(&b, "%s: replica restarted behind ladder's back named: %d of %d within --stall-after + 2s (%s), median %s, longest %s\n",
+				drv, within, len(alive), round(stallAfter+2*time.Second), round(alive[len(alive)/2]), round(alive[len(alive)-1]))
+		}
 	}
 	return b.String()
 }
