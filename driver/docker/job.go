@@ -35,7 +35,7 @@ func (d *Driver) RunJob(ctx context.Context, version string, job driver.Job) ([]
 	if err != nil {
 		return nil, err
 	}
-	name := fmt.Sprintf("ladder-%s-job-%s-%s", d.name, jobSlug(job.Name), randomHex(3))
+	name := fmt.Sprintf("ladder-%s-job-%s-%s", d.name, JobSlug(job.Name), randomHex(3))
 	created, err := d.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
 		Name: name,
 		Config: &container.Config{
@@ -91,8 +91,10 @@ func (d *Driver) RunJob(ctx context.Context, version string, job driver.Job) ([]
 	return out, nil
 }
 
-// jobSlug makes a job name fit a container name.
-func jobSlug(name string) string {
+// JobSlug makes a job name fit the name of a container, or of the Swarm
+// service the swarm driver runs a job as: lower case letters, digits and
+// '-', at most 20 of them.
+func JobSlug(name string) string {
 	var b strings.Builder
 	for _, r := range strings.ToLower(name) {
 		switch {

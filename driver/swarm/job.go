@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/moby/moby/api/types/swarm"
@@ -48,7 +47,7 @@ func (d *Driver) RunJob(ctx context.Context, version string, job driver.Job) ([]
 		secrets = append(secrets, &swarm.SecretReference{SecretName: d.secretName(s), SecretID: d.secrets[s],
 			File: &swarm.SecretReferenceFileTarget{Name: s, UID: owner, GID: owner, Mode: 0o400}})
 	}
-	name := fmt.Sprintf("ladder-%s-job-%s-%d", d.name, jobSlug(job.Name), time.Now().UnixNano()%1e6)
+	name := fmt.Sprintf("ladder-%s-job-%s-%d", d.name, docker.JobSlug(job.Name), time.Now().UnixNano()%1e6)
 	one := uint64(1)
 	created, err := d.cli.ServiceCreate(ctx, client.ServiceCreateOptions{Spec: swarm.ServiceSpec{
 		Annotations: swarm.Annotations{Name: name, Labels: d.labels(map[string]string{LabelJob: job.Name, LabelRelease: v})},
@@ -109,25 +108,4 @@ func (d *Driver) jobLogs(ctx context.Context, service string, t swarm.Task) ([]b
 		return out, nil
 	}
 	return out, err
-}
-
-// jobSlug makes a job name fit a service name.
-func jobSlug(name string) string {
-	var b strings.Builder
-	for _, r := range strings.ToLower(name) {
-		switch {
-		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '-':
-			b.WriteRune(r)
-		default:
-			b.WriteByte('-')
-		}
-	}
-	s := strings.Trim(b.String(), "-")
-	if s == "" {
-		s = "job"
-	}
-	if len(s) > 20 {
-		s = s[:20]
-	}
-	return s
 }
