@@ -5,11 +5,14 @@ import (
 	"fmt"
 
 	"github.com/moby/moby/client"
+
+	"github.com/ladder-dev/ladder/driver/docker"
 )
 
 // onContainer runs act on replica id's current container, which must be
 // on this engine's node, under the driver's lock.
-func (d *Driver) onContainer(ctx context.Context, verb, id string, act func(container string) error) error {
+func (d *Driver) onContainer(ctx context.Context, verb, id string,
+	act func(ctx context.Context, cli *client.Client, container string) error) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	r, _, err := d.find(ctx, id)
@@ -26,7 +29,7 @@ func (d *Driver) onContainer(ctx context.Context, verb, id string, act func(cont
 		}
 		return fmt.Errorf("%s %s: its task runs on node %s; run ladder with DOCKER_HOST pointing at that node's engine", verb, id, node)
 	}
-	if err := act(r.Container); err != nil {
+	if err := act(ctx, d.cli, r.Container); err != nil {
 		return fmt.Errorf("%s %s: %w", verb, id, err)
 	}
 	return nil
@@ -35,25 +38,16 @@ func (d *Driver) onContainer(ctx context.Context, verb, id string, act func(cont
 // Freeze implements driver.Freezer: docker pause of the task's container.
 // The swarm does not notice: the task stays "running".
 func (d *Driver) Freeze(ctx context.Context, id string) error {
-	return d.onContainer(ctx, "freeze", id, func(c string) error {
-		_, err := d.cli.ContainerPause(ctx, c, client.ContainerPauseOptions{})
-		return err
-	})
+	return d.onContainer(ctx, "freeze", id, docker.Pause)
 }
 
 // Thaw implements driver.Freezer: docker unpause.
 func (d *Driver) Thaw(ctx context.Context, id string) error {
-	return d.onContainer(ctx, "thaw", id, func(c string) error {
-		_, err := d.cli.ContainerUnpause(ctx, c, client.ContainerUnpauseOptions{})
-		return err
-	})
+	return d.onContainer(ctx, "thaw", id, docker.Unpause)
 }
 
 // Kill ends the task's container with SIGKILL (a crash); the swarm starts
 // a new task on its own, after its restart delay.
 func (d *Driver) Kill(ctx context.Context, id string) error {
-	return d.onContainer(ctx, "kill", id, func(c string) error {
-		_, err := d.cli.ContainerKill(ctx, c, client.ContainerKillOptions{Signal: "KILL"})
-		return err
-	})
+	return d.onContainer(ctx, "kill", id, docker.Kill)
 }
