@@ -180,14 +180,8 @@ func (d *Driver) Destroy(ctx context.Context) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	vs, err := d.cli.VolumeList(ctx, client.VolumeListOptions{Filters: f})
-	if err != nil {
-		return fmt.Errorf("list volumes of cluster %s: %w", d.name, err)
-	}
-	for _, v := range vs.Items {
-		if _, err := d.cli.VolumeRemove(ctx, v.Name, client.VolumeRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
-			return fmt.Errorf("remove volume %s: %w", v.Name, err)
-		}
+	if err := RemoveVolumes(ctx, d.cli, d.name); err != nil {
+		return err
 	}
 	ns, err := d.cli.NetworkList(ctx, client.NetworkListOptions{Filters: f})
 	if err != nil {
@@ -202,6 +196,23 @@ func (d *Driver) Destroy(ctx context.Context) error {
 		return fmt.Errorf("remove cluster folder: %w", err)
 	}
 	d.opts.Logger.Info("cluster destroyed", "cluster", d.name)
+	return nil
+}
+
+// RemoveVolumes removes the volumes labelled with cluster name on the
+// engine cli talks to (a swarm's on that engine's node only), for this
+// driver's Destroy and the swarm driver's. Volumes already gone are not an
+// error.
+func RemoveVolumes(ctx context.Context, cli *client.Client, name string) error {
+	vs, err := cli.VolumeList(ctx, client.VolumeListOptions{Filters: make(client.Filters).Add("label", LabelCluster+"="+name)})
+	if err != nil {
+		return fmt.Errorf("list volumes of cluster %s: %w", name, err)
+	}
+	for _, v := range vs.Items {
+		if _, err := cli.VolumeRemove(ctx, v.Name, client.VolumeRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+			return fmt.Errorf("remove volume %s: %w", v.Name, err)
+		}
+	}
 	return nil
 }
 

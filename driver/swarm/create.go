@@ -370,7 +370,7 @@ func (d *Driver) Destroy(ctx context.Context) error {
 	if err := d.waitNoContainers(ctx); err != nil {
 		return err
 	}
-	if err := d.removeVolumes(ctx, f); err != nil {
+	if err := docker.RemoveVolumes(ctx, d.cli, d.name); err != nil {
 		return err
 	}
 	var errs []error
@@ -413,20 +413,6 @@ func (d *Driver) removeServices(ctx context.Context, f client.Filters) error {
 	for _, s := range ss.Items {
 		if _, err := d.cli.ServiceRemove(ctx, s.ID, client.ServiceRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
 			return fmt.Errorf("remove service %s: %w", s.Spec.Name, err)
-		}
-	}
-	return nil
-}
-
-// removeVolumes removes the volumes on this node that f selects.
-func (d *Driver) removeVolumes(ctx context.Context, f client.Filters) error {
-	vs, err := d.cli.VolumeList(ctx, client.VolumeListOptions{Filters: f})
-	if err != nil {
-		return fmt.Errorf("list volumes of cluster %s: %w", d.name, err)
-	}
-	for _, v := range vs.Items {
-		if _, err := d.cli.VolumeRemove(ctx, v.Name, client.VolumeRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
-			return fmt.Errorf("remove volume %s: %w", v.Name, err)
 		}
 	}
 	return nil
