@@ -239,14 +239,23 @@ func (d *Driver) find(ctx context.Context, id string) (replica, []replica, error
 	if err != nil {
 		return replica{}, nil, err
 	}
+	r, err := FindReplica(reps, func(r replica) string { return r.ID }, d.name, id)
+	return r, reps, err
+}
+
+// FindReplica returns the replica of reps, those of cluster, whose id (as
+// key gives it) is id, or an error wrapping driver.ErrNoReplica that lists
+// them. It takes any type of replica: the swarm driver's are its own.
+func FindReplica[R any](reps []R, key func(R) string, cluster, id string) (R, error) {
 	var ids []string
 	for _, r := range reps {
-		if r.ID == id {
-			return r, reps, nil
+		if key(r) == id {
+			return r, nil
 		}
-		ids = append(ids, r.ID)
+		ids = append(ids, key(r))
 	}
-	return replica{}, reps, fmt.Errorf("%w %q in cluster %s (replicas: %s)", driver.ErrNoReplica, id, d.name, strings.Join(ids, ", "))
+	var none R
+	return none, fmt.Errorf("%w %q in cluster %s (replicas: %s)", driver.ErrNoReplica, id, cluster, strings.Join(ids, ", "))
 }
 
 // CheckArtifact implements driver.ArtifactChecker: the service must have

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -150,6 +151,20 @@ func TestCreateRefusals(t *testing.T) {
 	}
 	if _, err := docker.Open("refused", service.Registry{}, docker.Options{Home: root, Client: cli, Build: imagesBuild}); !errors.Is(err, home.ErrNoCluster) {
 		t.Errorf("Open of a cluster never created: err = %v, want ErrNoCluster", err)
+	}
+}
+
+func TestFindReplica(t *testing.T) {
+	reps := []driver.Replica{{ID: "replica-1"}, {ID: "replica-2"}}
+	key := func(r driver.Replica) string { return r.ID }
+	r, err := docker.FindReplica(reps, key, "c", "replica-2")
+	if err != nil || r.ID != "replica-2" {
+		t.Errorf("FindReplica(replica-2) = %+v, %v; want replica-2", r, err)
+	}
+	// The error lists the replicas there are, for the person who mistyped.
+	_, err = docker.FindReplica(reps, key, "c", "replica-9")
+	if !errors.Is(err, driver.ErrNoReplica) || !strings.Contains(err.Error(), "(replicas: replica-1, replica-2)") {
+		t.Errorf("FindReplica(replica-9): err = %v, want ErrNoReplica listing replica-1 and replica-2", err)
 	}
 }
 

@@ -289,14 +289,8 @@ func (d *Driver) find(ctx context.Context, id string) (replica, []replica, error
 	if err != nil {
 		return replica{}, nil, err
 	}
-	var ids []string
-	for _, r := range reps {
-		if r.ID == id {
-			return r, reps, nil
-		}
-		ids = append(ids, r.ID)
-	}
-	return replica{}, reps, fmt.Errorf("%w %q in cluster %s (replicas: %s)", driver.ErrNoReplica, id, d.name, strings.Join(ids, ", "))
+	r, err := docker.FindReplica(reps, func(r replica) string { return r.ID }, d.name, id)
+	return r, reps, err
 }
 
 // CheckArtifact implements driver.ArtifactChecker: the service must have
