@@ -11,7 +11,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"github.com/ladder-dev/ladder/driver"
 	"github.com/ladder-dev/ladder/driver/docker"
 	"github.com/ladder-dev/ladder/driver/drivertest"
+	"github.com/ladder-dev/ladder/internal/dockertest"
 	"github.com/ladder-dev/ladder/internal/home"
 	"github.com/ladder-dev/ladder/internal/testbin"
 	"github.com/ladder-dev/ladder/service"
@@ -32,50 +32,15 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// engine returns a client of the engine the environment names, or skips
-// the test when none answers (fails instead with LADDER_REQUIRE_DOCKER=1).
-func engine(t *testing.T) *client.Client {
-	t.Helper()
-	cli, err := docker.NewClient()
-	if err == nil {
-		err = docker.Ping(context.Background(), cli)
-	}
-	if err != nil {
-		if os.Getenv("LADDER_REQUIRE_DOCKER") == "1" {
-			t.Fatalf("docker: %v (LADDER_REQUIRE_DOCKER=1)", err)
-		}
-		t.Skipf("docker: %v; skipping", err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return cli
-}
+func engine(t *testing.T) *client.Client { return dockertest.Engine(t) }
 
-var (
-	imagesOnce  sync.Once
-	imagesErr   error
-	imagesBuild string // the build the tests' clusters run
-)
+var imagesBuild string // the build the tests' clusters run
 
 // images builds the release images of the suite and of the fault tests
-// once per test process from a fresh ladder binary.
+// once per test process.
 func images(t *testing.T, cli *client.Client) {
 	t.Helper()
-	bin := testbin.Ladder(t)
-	imagesOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		start := time.Now()
-		var imgs []docker.Image
-		imgs, imagesErr = docker.BuildImages(ctx, cli, service.Registry{}, bin, append(slices.Clone(drivertest.Versions), faultFrom, faultTo), nil)
-		for _, img := range imgs {
-			imagesBuild = img.Build
-			t.Logf("built %s (%s, %d bytes) in %s", img.Ref, img.ID, img.Size, img.Duration.Round(time.Millisecond))
-		}
-		t.Logf("images built in %s", time.Since(start).Round(time.Millisecond))
-	})
-	if imagesErr != nil {
-		t.Fatalf("build images: %v", imagesErr)
-	}
+	imagesBuild = dockertest.Images(t, cli, append(slices.Clone(drivertest.Versions), faultFrom, faultTo))
 }
 
 // newCluster creates a cluster for a test and removes it afterwards, even

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,9 +15,9 @@ import (
 	"github.com/ladder-dev/ladder/driver/docker"
 	"github.com/ladder-dev/ladder/driver/drivertest"
 	ladderswarm "github.com/ladder-dev/ladder/driver/swarm"
+	"github.com/ladder-dev/ladder/internal/dockertest"
 	"github.com/ladder-dev/ladder/internal/swarmtest"
 	"github.com/ladder-dev/ladder/internal/testbin"
-	"github.com/ladder-dev/ladder/service"
 )
 
 func TestMain(m *testing.M) {
@@ -32,27 +31,11 @@ func TestMain(m *testing.M) {
 
 func engine(t *testing.T) *client.Client { return swarmtest.Engine(t) }
 
-var (
-	imagesOnce  sync.Once
-	imagesErr   error
-	imagesBuild string
-)
+var imagesBuild string
 
 func images(t *testing.T, cli *client.Client) {
 	t.Helper()
-	bin := testbin.Ladder(t)
-	imagesOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		var imgs []docker.Image
-		imgs, imagesErr = docker.BuildImages(ctx, cli, service.Registry{}, bin, drivertest.Versions, nil)
-		for _, img := range imgs {
-			imagesBuild = img.Build
-		}
-	})
-	if imagesErr != nil {
-		t.Fatalf("build images: %v", imagesErr)
-	}
+	imagesBuild = dockertest.Images(t, cli, drivertest.Versions)
 }
 
 func newCluster(t *testing.T, cli *client.Client, version string, replicas int) *ladderswarm.Driver {

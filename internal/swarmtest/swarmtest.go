@@ -17,6 +17,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/ladder-dev/ladder/driver/docker"
+	"github.com/ladder-dev/ladder/internal/dockertest"
 )
 
 var (
@@ -32,17 +33,7 @@ var (
 // LADDER_REQUIRE_DOCKER=1.
 func Engine(t testing.TB) *client.Client {
 	t.Helper()
-	cli, cerr := docker.NewClient()
-	if cerr == nil {
-		cerr = docker.Ping(context.Background(), cli)
-	}
-	if cerr != nil {
-		if os.Getenv("LADDER_REQUIRE_DOCKER") == "1" {
-			t.Fatalf("docker: %v (LADDER_REQUIRE_DOCKER=1)", cerr)
-		}
-		t.Skipf("docker: %v; skipping", cerr)
-	}
-	t.Cleanup(func() { cli.Close() })
+	cli := dockertest.Engine(t)
 	once.Do(func() { err = ensure(cli) })
 	if err != nil {
 		t.Fatalf("swarm: %v", err)
