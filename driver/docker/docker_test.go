@@ -4,8 +4,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"io"
 	"os"
@@ -47,24 +45,11 @@ func images(t *testing.T, cli *client.Client) {
 // if the test fails.
 func newCluster(t *testing.T, cli *client.Client, version string, replicas int) *docker.Driver {
 	t.Helper()
-	b := make([]byte, 3)
-	_, _ = rand.Read(b)
-	name := "test-" + hex.EncodeToString(b)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	root := t.TempDir()
-	spec := drivertest.Spec(name, version, "")
-	spec.Replicas = replicas
-	d, err := docker.Create(ctx, spec, docker.Options{Home: root, Client: cli, StopGrace: 5 * time.Second, Build: imagesBuild})
-	if err != nil {
-		t.Fatalf("create cluster %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		if err := d.Destroy(context.Background()); err != nil {
-			t.Errorf("destroy cluster %s: %v", name, err)
-		}
+	return drivertest.Create(t, "test", 2*time.Minute, func(ctx context.Context, name string) (*docker.Driver, error) {
+		spec := drivertest.Spec(name, version, "")
+		spec.Replicas = replicas
+		return docker.Create(ctx, spec, docker.Options{Home: t.TempDir(), Client: cli, StopGrace: 5 * time.Second, Build: imagesBuild})
 	})
-	return d
 }
 
 func TestConformance(t *testing.T) {

@@ -6,6 +6,8 @@ package drivertest
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -54,6 +56,30 @@ var Timeout = 90 * time.Second
 func Spec(cluster, version, binary string) driver.Spec {
 	return driver.Spec{Cluster: cluster, Service: service.Registry{Binary: binary}, Version: version, Replicas: Replicas,
 		Secrets: map[string][]byte{service.AdminPasswordSecret: []byte(AdminPassword + "\n")}}
+}
+
+// Create creates a cluster for a test with create, which it gives a new
+// name, prefix and six random hex digits, and a context that ends after
+// timeout; it fails the test if create fails. The cluster is destroyed
+// when the test ends, even if the test fails. A cleanup that create
+// registers runs after that destroy.
+func Create[D driver.Driver](t *testing.T, prefix string, timeout time.Duration, create func(ctx context.Context, cluster string) (D, error)) D {
+	t.Helper()
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	cluster := prefix + "-" + hex.EncodeToString(b)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	d, err := create(ctx, cluster)
+	if err != nil {
+		t.Fatalf("create cluster %s: %v", cluster, err)
+	}
+	t.Cleanup(func() {
+		if err := d.Destroy(context.Background()); err != nil {
+			t.Errorf("destroy cluster %s: %v", cluster, err)
+		}
+	})
+	return d
 }
 
 // NewCluster creates a cluster of Replicas replicas of version, with admin

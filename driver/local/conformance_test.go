@@ -2,8 +2,6 @@ package local_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"os"
 	"testing"
 	"time"
@@ -26,20 +24,8 @@ func TestConformance(t *testing.T) {
 		t.Skip("starts real replicas; skipped with -short")
 	}
 	drivertest.Run(t, func(t *testing.T, version string) driver.Driver {
-		b := make([]byte, 3)
-		_, _ = rand.Read(b)
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		d, err := local.Create(ctx, drivertest.Spec("conformance-"+hex.EncodeToString(b), version, testbin.Ladder(t)),
-			local.Options{Home: t.TempDir(), StopGrace: 5 * time.Second})
-		if err != nil {
-			t.Fatalf("create cluster: %v", err)
-		}
-		t.Cleanup(func() {
-			if err := d.Destroy(context.Background()); err != nil {
-				t.Errorf("destroy cluster: %v", err)
-			}
+		return drivertest.Create(t, "conformance", 2*time.Minute, func(ctx context.Context, name string) (*local.Driver, error) {
+			return local.Create(ctx, drivertest.Spec(name, version, testbin.Ladder(t)), local.Options{Home: t.TempDir(), StopGrace: 5 * time.Second})
 		})
-		return d
 	})
 }

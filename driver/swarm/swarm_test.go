@@ -2,8 +2,6 @@ package swarm_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"os"
 	"testing"
@@ -40,24 +38,17 @@ func images(t *testing.T, cli *client.Client) {
 
 func newCluster(t *testing.T, cli *client.Client, version string, replicas int) *ladderswarm.Driver {
 	t.Helper()
-	b := make([]byte, 3)
-	_, _ = rand.Read(b)
-	name := "swtest-" + hex.EncodeToString(b)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	spec := drivertest.Spec(name, version, "")
-	spec.Replicas = replicas
-	d, err := ladderswarm.Create(ctx, spec, ladderswarm.Options{Home: t.TempDir(), Client: cli, StopGrace: 5 * time.Second, Build: imagesBuild})
-	if err != nil {
-		t.Fatalf("create cluster %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		if err := d.Destroy(context.Background()); err != nil {
-			t.Errorf("destroy cluster %s: %v", name, err)
+	return drivertest.Create(t, "swtest", 3*time.Minute, func(ctx context.Context, name string) (*ladderswarm.Driver, error) {
+		spec := drivertest.Spec(name, version, "")
+		spec.Replicas = replicas
+		d, err := ladderswarm.Create(ctx, spec, ladderswarm.Options{Home: t.TempDir(), Client: cli, StopGrace: 5 * time.Second, Build: imagesBuild})
+		if err == nil {
+			// Registered before drivertest.Create registers the destroy,
+			// so it runs after it.
+			t.Cleanup(func() { assertNothingLeft(t, cli, name) })
 		}
-		assertNothingLeft(t, cli, name)
+		return d, err
 	})
-	return d
 }
 
 func assertNothingLeft(t *testing.T, cli *client.Client, name string) {
