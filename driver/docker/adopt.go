@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -177,7 +178,7 @@ func (d *Driver) loadAdopted() error {
 // adoptedReplicas lists the containers of an adopted cluster by name.
 func (d *Driver) adoptedReplicas(ctx context.Context) ([]replica, error) {
 	var out []replica
-	for _, id := range sortedKeys(d.adopted) {
+	for _, id := range slices.Sorted(maps.Keys(d.adopted)) {
 		m := d.adopted[id]
 		r := replica{ID: id, Version: m.Version, Port: m.Port, State: container.StateExited}
 		res, err := d.cli.ContainerInspect(ctx, m.Container, client.ContainerInspectOptions{})
@@ -335,7 +336,7 @@ func keptEndpoints(insp *container.InspectResponse) map[string]*network.Endpoint
 // destroyAdopted removes the containers of an adopted cluster; volumes,
 // networks and folders it mounted stay.
 func (d *Driver) destroyAdopted(ctx context.Context) error {
-	for _, id := range sortedKeys(d.adopted) {
+	for _, id := range slices.Sorted(maps.Keys(d.adopted)) {
 		for _, n := range []string{d.ContainerName(id), d.ContainerName(id) + replacedSuffix} {
 			if err := d.removeNamed(ctx, n); err != nil {
 				return err

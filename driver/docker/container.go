@@ -6,9 +6,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -145,7 +147,7 @@ func (d *Driver) copySecrets(ctx context.Context, containerID string, needs func
 		Uid: ContainerUID, Gid: ContainerUID}); err != nil {
 		return fmt.Errorf("copy secrets: %w", err)
 	}
-	for _, name := range sortedKeys(d.secrets) {
+	for _, name := range slices.Sorted(maps.Keys(d.secrets)) {
 		if !needs(name) {
 			continue
 		}

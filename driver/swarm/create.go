@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"slices"
@@ -221,7 +222,7 @@ func (d *Driver) serviceSpec(id, version string, port int, choice string, ids []
 	var secrets []*swarm.SecretReference
 	// The task runs as the image's unprivileged user: its secrets are its.
 	owner := strconv.Itoa(docker.ContainerUID)
-	for _, s := range sortedKeys(d.secrets) {
+	for _, s := range slices.Sorted(maps.Keys(d.secrets)) {
 		secrets = append(secrets, &swarm.SecretReference{SecretName: d.secretName(s), SecretID: d.secrets[s],
 			File: &swarm.SecretReferenceFileTarget{Name: s, UID: owner, GID: owner, Mode: 0o400}})
 	}
@@ -430,13 +431,4 @@ func (d *Driver) removeNetwork(ctx context.Context, id, name string) error {
 		return fmt.Errorf("remove network %s: %w", name, errors.Join(last, err))
 	}
 	return nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

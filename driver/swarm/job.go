@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"time"
 
@@ -39,7 +41,7 @@ func (d *Driver) RunJob(ctx context.Context, version string, job driver.Job) ([]
 	job.Secrets = map[string]string{}
 	var secrets []*swarm.SecretReference
 	owner := strconv.Itoa(docker.ContainerUID)
-	for _, s := range sortedKeys(d.secrets) {
+	for _, s := range slices.Sorted(maps.Keys(d.secrets)) {
 		if sc, ok := d.svc.(driver.SecretScoper); ok && !sc.JobSecret(s) {
 			continue
 		}
