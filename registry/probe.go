@@ -59,6 +59,10 @@ type ReplicaHealth struct {
 	// Silent: the raft leader reports it has not heard from the replica's
 	// store member lately (see PeerReport). False when no leader reports.
 	Silent bool `json:"silent,omitempty"`
+	// Joining: the store member follows a leader but has not joined the
+	// cluster yet (it publishes itself through the leader, and retries
+	// every few seconds when an attempt is lost, as after an election).
+	Joining bool `json:"joining,omitempty"`
 	// Error says in one phrase, read after the replica's id, why it is not
 	// fully up ("does not answer within 2s").
 	Error string `json:"error,omitempty"`
@@ -247,6 +251,7 @@ func summarize(cluster string, replicas []Member, results []probeResult) Cluster
 			rs.Voter = s.Voter
 			rs.MemberID = s.MemberID
 			rs.AppliedIndex = s.AppliedIndex
+			rs.Joining = !s.Ready && s.LeaderID != ""
 			st.SchemaVersion = max(st.SchemaVersion, s.SchemaVersion)
 			for _, t := range s.Tables {
 				k := t.DB + "/" + t.Name

@@ -186,7 +186,7 @@ func (a RegistryApp) Status(ctx context.Context, replicas []driver.Replica) (upg
 	for i, r := range rep.Replicas {
 		st.Replicas[i] = upgrade.ReplicaStatus{ID: r.ID, Version: r.Version, Healthy: r.Healthy, UI: r.UI, URL: r.URL,
 			Leader: r.Leader, Voter: r.Voter, MemberID: r.MemberID, AppliedIndex: r.AppliedIndex, PID: replicas[i].PID, Error: r.Error,
-			Unresponsive: r.Unresponsive, Silent: r.Silent}
+			Unresponsive: r.Unresponsive, Silent: r.Silent, Joining: r.Joining}
 	}
 	st.Store.Settled = rep.Store.Settled
 	for _, t := range rep.Store.Tables {

@@ -34,13 +34,14 @@ func TestProgressIsPerReplica(t *testing.T) {
 	p := newProgress(start)
 	var idle time.Duration
 	var stuck string
+	var stalled bool
 	for tick := range 100 {
 		now := start.Add(time.Duration(tick) * 100 * time.Millisecond)
 		p.observe(snap(tick), now)
-		idle, stuck = p.idle(now)
+		stalled, idle, stuck = p.stalled(now, 5*time.Second)
 	}
-	if stuck != "replica-1" || idle < 9*time.Second {
-		t.Fatalf("idle %s on %q after 9.9s of a replica cut off, want about 9.9s on replica-1", idle, stuck)
+	if !stalled || stuck != "replica-1" || idle < 9*time.Second {
+		t.Fatalf("stalled %v, idle %s on %q after 9.9s of a replica cut off, want a stall of about 9.9s on replica-1", stalled, idle, stuck)
 	}
 }
 
@@ -60,12 +61,30 @@ func TestProgressOfASlowReplica(t *testing.T) {
 		p.observe(snapshot{behind: 1, replicas: map[string]replicaMark{
 			"replica-2": {answering: true, healthy: true, ui: true, voter: true, applied: map[string]int64{table: applied}},
 		}}, now)
-		idle, stuck := p.idle(now)
+		stalled, idle, stuck := p.stalled(now, 3*time.Second)
 		switch {
 		case tick < 60 && idle > 0:
 			t.Fatalf("tick %d: idle %s while the replica applies", tick, idle)
-		case tick == 99 && (stuck != "replica-2" || idle != 4*time.Second):
-			t.Fatalf("idle %s on %q, want 4s on replica-2 (last applied at 5.9s)", idle, stuck)
+		case tick == 99 && (!stalled || stuck != "replica-2" || idle != 4*time.Second):
+			t.Fatalf("stalled %v, idle %s on %q, want a stall of 4s on replica-2 (last applied at 5.9s)", stalled, idle, stuck)
 		}
+	}
+}
+
+// TestProgressOfAJoiningReplica: a replica whose store member follows a
+// leader but has not joined yet gets JoinGrace, not --stall-after: etcd
+// retries its join only every few seconds.
+func TestProgressOfAJoiningReplica(t *testing.T) {
+	start := time.Unix(0, 0)
+	p := newProgress(start)
+	joining := snapshot{behind: 1, replicas: map[string]replicaMark{
+		"replica-1": {answering: true, joining: true, voter: true, applied: map[string]int64{}},
+	}}
+	p.observe(joining, start)
+	if stalled, _, _ := p.stalled(start.Add(10*time.Second), 5*time.Second); stalled {
+		t.Error("a joining replica stalled after 10s, within JoinGrace")
+	}
+	if stalled, _, stuck := p.stalled(start.Add(JoinGrace), 5*time.Second); !stalled || stuck != "replica-1" {
+		t.Errorf("a joining replica did not stall on JoinGrace (stuck %q)", stuck)
 	}
 }

@@ -129,7 +129,7 @@ func takeLock(ctx context.Context, r *runner, cr ClusterRecord, wait time.Durati
 		case errors.As(err, &le), ctx.Err() != nil:
 			return false, err
 		}
-		last = err.Error()
+		last = strings.ReplaceAll(err.Error(), "\n", "; ")
 		r.emit(Event{Type: EventWaitProgress, Step: "lock", Message: "no replica can serve the cluster's upgrade lock yet: " + last,
 			Fields: map[string]any{"gate": "cluster upgrade lock", "waited": time.Since(start)}})
 		return false, nil
@@ -149,7 +149,7 @@ type UnreachableError struct {
 
 func (e *UnreachableError) Error() string {
 	return fmt.Sprintf("%s; no replica could serve it for %s: check the replicas with `ladder status`; `%s` restarts them one at a time",
-		strings.ReplaceAll(e.Last, "\n", "; "), roundDuration(e.For), e.Restart)
+		e.Last, roundDuration(e.For), e.Restart)
 }
 
 // level makes this journal and the cluster's copy the same: the cluster's

@@ -93,9 +93,10 @@ func (r *runner) restartOne(ctx context.Context, step, id string) error {
 
 // rollingRestart restarts every replica one at a time, followers first,
 // each time waiting for it to answer (health and UI) and for the store to
-// settle. A store that does not settle while replicas remain to be
-// restarted is not an error yet (a later restart may be the cure); after
-// the last one it is. before is called before each restart and returns
+// settle. A replica that does not come back, or a store that does not
+// settle, while replicas remain to be restarted is not an error yet: a
+// later restart may be the cure (a store that lost its quorum needs most
+// of its members back before any is healthy); after the last one it is. before is called before each restart and returns
 // the step ID the restart goes under.
 func (r *runner) rollingRestart(ctx context.Context, before func(id string) (string, error)) error {
 	reps, err := r.drv.Replicas(ctx)
@@ -116,10 +117,10 @@ func (r *runner) rollingRestart(ctx context.Context, before func(id string) (str
 		if err != nil {
 			return err
 		}
-		if err := r.restartOne(ctx, step, id); err != nil {
-			return err
+		err = r.restartOne(ctx, step, id)
+		if err == nil {
+			_, err = r.wait(withStep(ctx, step), step, settledGate())
 		}
-		_, err = r.wait(withStep(ctx, step), step, settledGate())
 		if err == nil {
 			continue
 		}

@@ -45,7 +45,10 @@ type ReplicaStatus struct {
 	// Silent: the store's leader reports it has not heard from the
 	// replica lately (within about a second); false when no leader says.
 	Silent bool `json:"silent,omitempty"`
-	PID    int  `json:"pid,omitempty"`
+	// Joining: the replica's store member follows a leader and has yet to
+	// join the cluster (see JoinGrace).
+	Joining bool `json:"joining,omitempty"`
+	PID     int  `json:"pid,omitempty"`
 	// Error says why the replica could not be asked, if it could not.
 	Error string `json:"error,omitempty"`
 }

@@ -141,6 +141,7 @@ type replicaMark struct {
 	// answering: the replica answered its status request (it may still be
 	// starting); a process that has only just started does not yet.
 	answering          bool
+	joining            bool
 	healthy, ui, voter bool
 	index              uint64
 	applied            map[string]int64 // db/table → applied
@@ -150,7 +151,7 @@ type replicaMark struct {
 func snapshotOf(st Status) snapshot {
 	s := snapshot{replicas: map[string]replicaMark{}}
 	for _, rs := range st.Replicas {
-		s.replicas[rs.ID] = replicaMark{answering: rs.MemberID != "", healthy: rs.Healthy, ui: rs.UI, voter: rs.Voter,
+		s.replicas[rs.ID] = replicaMark{answering: rs.MemberID != "", joining: rs.Joining, healthy: rs.Healthy, ui: rs.UI, voter: rs.Voter,
 			index: rs.AppliedIndex, applied: map[string]int64{}, fine: rs.Problem() == ""}
 	}
 	for _, t := range st.Store.Tables {
@@ -178,7 +179,7 @@ func snapshotOf(st Status) snapshot {
 // movedSince reports whether a replica moved on from p: began to answer,
 // became healthy, answered its UI, became a voter, applied more.
 func (m replicaMark) movedSince(p replicaMark) bool {
-	if (m.answering && !p.answering) || (m.healthy && !p.healthy) || (m.ui && !p.ui) || (m.voter && !p.voter) || m.index > p.index {
+	if (m.answering && !p.answering) || (m.joining && !p.joining) || (m.healthy && !p.healthy) || (m.ui && !p.ui) || (m.voter && !p.voter) || m.index > p.index {
 		return true
 	}
 	for k, a := range m.applied {
@@ -232,19 +233,34 @@ func (p *progress) observe(s snapshot, now time.Time) {
 	p.prev = &s
 }
 
-// idle is how long the wait has gone without progress: the longest a
-// replica behind has gone without moving; with none behind, since the
-// last one caught up. stuck is that replica, or "".
-func (p *progress) idle(now time.Time) (d time.Duration, stuck string) {
+// JoinGrace is how long a replica whose store member follows a leader but
+// has not joined yet may go without moving: the member publishes itself
+// through the leader, and an attempt lost (to an election, or a quorum not
+// back yet) is retried only after etcd's request timeout, 7s here. Two
+// attempts fit; a restart would only start the wait over.
+const JoinGrace = 15 * time.Second
+
+// stalled says whether the wait has gone without progress for too long:
+// a replica behind that has not moved for stallAfter (JoinGrace, at
+// least, for one joining); with none behind, stallAfter since the last one
+// caught up. idle is that time, stuck that replica ("": none).
+func (p *progress) stalled(now time.Time, stallAfter time.Duration) (stalled bool, idle time.Duration, stuck string) {
 	if len(p.moved) == 0 {
-		return now.Sub(p.clear), ""
+		idle = now.Sub(p.clear)
+		return idle >= stallAfter, idle, ""
 	}
+	var over time.Duration = -1 << 62
 	for id, t := range p.moved {
-		if i := now.Sub(t); i > d || (i == d && id < stuck) {
-			d, stuck = i, id
+		limit := stallAfter
+		if p.prev != nil && p.prev.replicas[id].joining {
+			limit = max(limit, JoinGrace)
+		}
+		i := now.Sub(t)
+		if o := i - limit; o > over || (o == over && id < stuck) {
+			over, idle, stuck = o, i, id
 		}
 	}
-	return d, stuck
+	return over >= 0, idle, stuck
 }
 
 // fault names a replica that is down for a reason no wait cures, seen in
@@ -375,7 +391,7 @@ func (r *runner) wait(ctx context.Context, step string, g gate) (Status, error) 
 			why = "cluster status unavailable: " + err.Error()
 		}
 		now := time.Now()
-		if idle, stuck := prog.idle(now); probes > 1 && idle >= r.opts.StallAfter {
+		if stalled, idle, stuck := prog.stalled(now, r.opts.StallAfter); probes > 1 && stalled {
 			e := diagnose(st, reps, stuck, why, probeErr)
 			e.Gate, e.For = g.what, idle
 			return st, e
