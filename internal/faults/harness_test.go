@@ -491,8 +491,13 @@ func run(t *testing.T, fc fcase) (res result) {
 	res = result{c: fc, named: -1}
 	c := newCluster(t, fc.driver)
 	ctx := context.Background()
+	var seen []upgrade.Event
+	upgradeStart := time.Now()
 	defer func() {
-		if res.err != nil {
+		// A case that failed, or took long (a wait that ran to its end),
+		// leaves what the upgrade said and the replicas' last words.
+		if res.err != nil || time.Since(upgradeStart) > slowCase {
+			logEvents(t, seen)
 			c.logTails()
 		}
 	}()
@@ -510,6 +515,7 @@ func run(t *testing.T, fc fcase) (res result) {
 	var hurtAt, doneAt time.Time
 	var heal func()
 	for ev := range u.events {
+		seen = append(seen, ev)
 		ref, _ := upgrade.ParseStep(ev.Step)
 		switch {
 		case ev.Type == upgrade.EventNote && ev.Fields["order"] != nil:
@@ -585,6 +591,22 @@ func run(t *testing.T, fc fcase) (res result) {
 	res.failed = st.FailedReads + st.FailedWrites
 	res.lost = c.lost(ctx, client)
 	return res
+}
+
+// slowCase is how long a case runs before it logs what happened: most
+// take one or two minutes.
+const slowCase = 5 * time.Minute
+
+// logEvents logs the upgrade's events, one line each.
+func logEvents(t *testing.T, evs []upgrade.Event) {
+	var b strings.Builder
+	for _, ev := range evs {
+		if ev.Type == upgrade.EventWaitProgress {
+			continue
+		}
+		fmt.Fprintf(&b, "%s %-12s %-40s %-9s %s\n", ev.Time.Format("15:04:05.000"), ev.Type, ev.Step, ev.Replica, ev.Message)
+	}
+	t.Logf("the upgrade's events:\n%s", b.String())
 }
 
 // logTails logs the last lines each replica logged, for a case that
