@@ -36,6 +36,9 @@ Restart --replica ID restarts one replica with the same release, data and
 address, and waits the same way.
 
 Both take the upgrade lock, so they never run during an upgrade (exit 4).
+When no replica can serve the cluster's lock (a store that lost its
+quorum, which a rolling restart cures), --rolling goes on without it after
+--stall-after and says so; make sure no upgrade runs from another machine.
 'ladder restart' and 'ladder cluster restart' are the same command.`,
 		Example: "  " + path + " --cluster prod --rolling\n  " + path + " --cluster prod --replica replica-2",
 		Args:    exactArgs(),
