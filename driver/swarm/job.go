@@ -38,6 +38,9 @@ func (d *Driver) RunJob(ctx context.Context, version string, job driver.Job) ([]
 	v := a.Version
 	// The job gets the secrets the service says a job needs (ladder's
 	// client certificate for the store), as the task's user's files.
+	if err := d.resolveSecrets(ctx); err != nil {
+		return nil, fmt.Errorf("run job %s: %w", job.Name, err)
+	}
 	job.Secrets = map[string]string{}
 	var secrets []*swarm.SecretReference
 	owner := strconv.Itoa(docker.ContainerUID)
@@ -110,4 +113,36 @@ func (d *Driver) jobLogs(ctx context.Context, service string, t swarm.Task) ([]b
 		return out, nil
 	}
 	return out, err
+}
+
+// resolveSecrets finds the swarm's id of each of the cluster's secrets that
+// the driver does not know yet: a driver opened on an existing cluster
+// knows only their names, and a service that references a secret needs
+// its id too.
+func (d *Driver) resolveSecrets(ctx context.Context) error {
+	missing := false
+	for _, id := range d.secrets {
+		missing = missing || id == ""
+	}
+	if !missing {
+		return nil
+	}
+	f := make(client.Filters).Add("label", LabelCluster+"="+d.name)
+	res, err := d.cli.SecretList(ctx, client.SecretListOptions{Filters: f})
+	if err != nil {
+		return fmt.Errorf("list secrets: %w", err)
+	}
+	for _, sec := range res.Items {
+		for name, id := range d.secrets {
+			if id == "" && sec.Spec.Name == d.secretName(name) {
+				d.secrets[name] = sec.ID
+			}
+		}
+	}
+	for name, id := range d.secrets {
+		if id == "" {
+			return fmt.Errorf("secret %s is missing from the swarm (recreate the cluster)", d.secretName(name))
+		}
+	}
+	return nil
 }
