@@ -308,31 +308,30 @@ func driverFault(reps []driver.Replica) (id, why string) {
 // table gap, else why.
 func diagnose(st Status, reps []driver.Replica, stuck, why string, statusErr error) *StallError {
 	e := &StallError{}
+	lag := func(l Lag) *StallError {
+		e.Replica, e.DB, e.Table, e.Applied, e.Revision = l.Replica, l.DB, l.Table, l.Applied, l.Revision
+		return e
+	}
 	if statusErr != nil {
 		e.Reason = "cluster status unavailable: " + statusErr.Error()
 		return e
 	}
-	lags := lagsOf(st)
 	if rs, ok := st.Replica(stuck); ok && rs.Problem() != "" {
 		e.Replica, e.Reason = stuck, rs.Problem()
 		return e
 	}
+	lags := lagsOf(st)
 	for _, l := range lags {
 		if l.Replica == stuck {
-			lags = []Lag{l}
-			break
+			return lag(l)
 		}
 	}
-	switch id, reason := firstProblem(st, reps); {
-	case len(lags) > 0 && lags[0].Replica == stuck:
-	case id != "":
+	if id, reason := firstProblem(st, reps); id != "" {
 		e.Replica, e.Reason = id, reason
 		return e
 	}
 	if len(lags) > 0 {
-		l := lags[0]
-		e.Replica, e.DB, e.Table, e.Applied, e.Revision = l.Replica, l.DB, l.Table, l.Applied, l.Revision
-		return e
+		return lag(lags[0])
 	}
 	e.Reason = why
 	return e

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ladder-dev/ladder/driver"
+	"github.com/ladder-dev/ladder/internal/home"
 	"github.com/ladder-dev/ladder/journal"
 	"github.com/ladder-dev/ladder/upgrade"
 )
@@ -62,15 +63,23 @@ quorum, which a rolling restart cures), --rolling goes on without it after
 	return c
 }
 
-// restartOne restarts one replica under the upgrade lock and waits for it
-// and the store, with the engine's wait.
-func restartOne(e *env, cluster, replica string, uf upgradeFlags) error {
+// openRestart is what every command that restarts replicas starts with:
+// the engine's options from the flags (Ctrl-C twice cuts an action short)
+// and the cluster.
+func (e *env) openRestart(cluster string, uf upgradeFlags) (upgrade.Options, driver.Driver, home.Record, error) {
 	uf.abort = e.abort
 	opts, err := uf.options(cluster)
 	if err != nil {
-		return err
+		return opts, nil, home.Record{}, err
 	}
 	d, rec, err := openCluster(cluster)
+	return opts, d, rec, err
+}
+
+// restartOne restarts one replica under the upgrade lock and waits for it
+// and the store, with the engine's wait.
+func restartOne(e *env, cluster, replica string, uf upgradeFlags) error {
+	opts, d, rec, err := e.openRestart(cluster, uf)
 	if err != nil {
 		return err
 	}
@@ -108,12 +117,7 @@ func restartOne(e *env, cluster, replica string, uf upgradeFlags) error {
 // rollingRestart restarts every replica of cluster one at a time under the
 // upgrade lock, each waiting for health, UI and a settled store.
 func rollingRestart(e *env, cluster string, uf upgradeFlags, asJSON bool) error {
-	uf.abort = e.abort
-	opts, err := uf.options(cluster)
-	if err != nil {
-		return err
-	}
-	d, rec, err := openCluster(cluster)
+	opts, d, rec, err := e.openRestart(cluster, uf)
 	if err != nil {
 		return err
 	}

@@ -57,12 +57,7 @@ type rotateResult struct {
 }
 
 func rotateCerts(e *env, cluster string, uf upgradeFlags) error {
-	uf.abort = e.abort
-	opts, err := uf.options(cluster)
-	if err != nil {
-		return err
-	}
-	d, rec, err := openCluster(cluster)
+	opts, d, rec, err := e.openRestart(cluster, uf)
 	if err != nil {
 		return err
 	}

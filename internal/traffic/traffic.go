@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"net/url"
 	"sync"
 	"sync/atomic"
@@ -27,6 +26,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/ladder-dev/ladder/internal/pki"
 )
 
 // Client generates traffic against a set of replica base URLs.
@@ -123,7 +124,7 @@ func Push(ctx context.Context, tc *tls.Config, base, repo, tag, password string,
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	if err := remote.Write(ref, img, remote.WithContext(ctx), remote.WithTransport(transportFor(tc)),
+	if err := remote.Write(ref, img, remote.WithContext(ctx), remote.WithTransport(pki.Transport(tc)),
 		remote.WithAuth(&authn.Basic{Username: "admin", Password: password})); err != nil {
 		return v1.Hash{}, err
 	}
@@ -138,7 +139,7 @@ func Resolve(ctx context.Context, tc *tls.Config, base, repo, tag string, timeou
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	d, err := remote.Head(ref, remote.WithContext(ctx), remote.WithTransport(transportFor(tc)))
+	d, err := remote.Head(ref, remote.WithContext(ctx), remote.WithTransport(pki.Transport(tc)))
 	if err != nil {
 		return v1.Hash{}, err
 	}
@@ -155,7 +156,7 @@ func Readable(ctx context.Context, tc *tls.Config, base, repo, tag string, want 
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	img, err := remote.Image(ref, remote.WithContext(ctx), remote.WithTransport(transportFor(tc)))
+	img, err := remote.Image(ref, remote.WithContext(ctx), remote.WithTransport(pki.Transport(tc)))
 	if err != nil {
 		return err
 	}
@@ -185,35 +186,6 @@ func Readable(ctx context.Context, tc *tls.Config, base, repo, tag string, want 
 		}
 	}
 	return nil
-}
-
-var (
-	transportsMu sync.Mutex
-	transports   = map[*tls.Config]*http.Transport{}
-)
-
-// transportFor is the one transport of every request trusting tc, so
-// connections and TLS sessions are reused.
-func transportFor(tc *tls.Config) *http.Transport {
-	transportsMu.Lock()
-	defer transportsMu.Unlock()
-	if t, ok := transports[tc]; ok {
-		return t
-	}
-	t := &http.Transport{
-		Proxy:               nil,
-		MaxIdleConnsPerHost: 4,
-		IdleConnTimeout:     5 * time.Second,
-		// A frozen replica accepts connections and never answers: a
-		// handshake with it must end, not wait for ever.
-		TLSHandshakeTimeout: 3 * time.Second,
-	}
-	if tc != nil {
-		t.TLSClientConfig = tc.Clone()
-		t.TLSClientConfig.ClientSessionCache = tls.NewLRUClientSessionCache(16)
-	}
-	transports[tc] = t
-	return t
 }
 
 func ref(base, repo, tag string) (name.Reference, error) {
